@@ -1,0 +1,132 @@
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { CatalogStore, Group, Topic } from '../domain/ports.js';
+import { isConditionFailure } from './dynamoErrors.js';
+
+/** Topics and group settings: pk "topic#<name>", sk "topic" or "group#<group>". */
+const topicPk = (name: string) => `topic#${name}`;
+const TOPIC_SK = 'topic';
+const groupSk = (name: string) => `group#${name}`;
+
+function toTopic(item: Record<string, unknown>): Topic {
+  return {
+    name: item.name as string,
+    partitions: item.partitions as number,
+    retentionHours: item.retentionHours as number,
+    createdAt: item.createdAt as number,
+    epoch: item.epoch as string,
+  };
+}
+
+function toGroup(item: Record<string, unknown>): Group {
+  const { pk: _pk, sk: _sk, ...rest } = item;
+  return rest as unknown as Group;
+}
+
+export class DynamoCatalogStore implements CatalogStore {
+  constructor(
+    private readonly client: DynamoDBDocumentClient,
+    private readonly table: string,
+  ) {}
+
+  async getTopic(name: string) {
+    const out = await this.client.send(
+      new GetCommand({ TableName: this.table, Key: { pk: topicPk(name), sk: TOPIC_SK }, ConsistentRead: true }),
+    );
+    return out.Item ? toTopic(out.Item) : undefined;
+  }
+
+  async createTopic(topic: Topic): Promise<{ created: boolean; topic: Topic }> {
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { pk: topicPk(topic.name), sk: TOPIC_SK, ...topic },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return { created: true, topic };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      const existing = await this.getTopic(topic.name);
+      if (!existing) return this.createTopic(topic);
+      return { created: false, topic: existing };
+    }
+  }
+
+  /** Admin listing, not a hot path: one paginated Scan of the small catalog table. */
+  async listTopics() {
+    const topics: Topic[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.client.send(
+        new ScanCommand({
+          TableName: this.table,
+          FilterExpression: 'sk = :topic',
+          ExpressionAttributeValues: { ':topic': TOPIC_SK },
+          ExclusiveStartKey: start,
+        }),
+      );
+      topics.push(...(out.Items ?? []).map(toTopic));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return topics.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async deleteTopic(name: string) {
+    await this.client.send(new DeleteCommand({ TableName: this.table, Key: { pk: topicPk(name), sk: TOPIC_SK } }));
+  }
+
+  async getGroup(topic: string, group: string) {
+    const out = await this.client.send(
+      new GetCommand({ TableName: this.table, Key: { pk: topicPk(topic), sk: groupSk(group) }, ConsistentRead: true }),
+    );
+    return out.Item ? toGroup(out.Item) : undefined;
+  }
+
+  async createGroup(group: Group): Promise<{ created: boolean; group: Group }> {
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { pk: topicPk(group.topic), sk: groupSk(group.name), ...group },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return { created: true, group };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      const existing = await this.getGroup(group.topic, group.name);
+      if (!existing) return this.createGroup(group);
+      return { created: false, group: existing };
+    }
+  }
+
+  async updateGroup(group: Group) {
+    await this.client.send(
+      new PutCommand({ TableName: this.table, Item: { pk: topicPk(group.topic), sk: groupSk(group.name), ...group } }),
+    );
+  }
+
+  async listGroups(topic: string) {
+    const groups: Group[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.client.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :g)',
+          ExpressionAttributeValues: { ':pk': topicPk(topic), ':g': 'group#' },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      groups.push(...(out.Items ?? []).map(toGroup));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return groups;
+  }
+
+  async deleteGroup(topic: string, group: string) {
+    await this.client.send(new DeleteCommand({ TableName: this.table, Key: { pk: topicPk(topic), sk: groupSk(group) } }));
+  }
+}

@@ -1,0 +1,22 @@
+import type { Config } from '../config.js';
+import type { Stores } from '../domain/ports.js';
+import { DynamoCatalogStore } from './catalogStore.js';
+import { dynamo } from './dynamoClient.js';
+import { DynamoDedupStore } from './dedupStore.js';
+import { DynamoGroupStateStore } from './groupStateStore.js';
+import { DynamoLogStore } from './logStore.js';
+
+/** The domain's stores on DynamoDB, built once per process from the validated config. */
+let cached: Stores | undefined;
+
+export function dynamoStores(config: Config): Stores {
+  if (cached) return cached;
+  const client = dynamo();
+  cached = {
+    catalog: new DynamoCatalogStore(client, config.tables.catalog),
+    log: new DynamoLogStore(client, config.tables.log, config.tables.dedup),
+    dedup: new DynamoDedupStore(client, config.tables.dedup),
+    groupState: new DynamoGroupStateStore(client, config.tables.groupState),
+  };
+  return cached;
+}

@@ -1,0 +1,220 @@
+import { validation } from './errors.js';
+import { matchesFilter } from './filter.js';
+import { formatReceipt, parseReceipt, type Receipt } from './ids.js';
+import { OffsetReader, readFrom } from './logReader.js';
+import type { LogMessage } from './messages.js';
+import { groupKeyOf, topicKeyOf, VersionConflict, type DeadLetter, type Group, type Stores, type Topic } from './ports.js';
+import { applyAcks, applyNacks, applyPull, freshProgress, planPull, type InFlight, type SettleResult } from './progress.js';
+import { requireGroup, retryOnConflict, startOffsetOf } from './groups.js';
+import { sleep } from './time.js';
+
+export interface PullRequest {
+  readonly max: number;
+  readonly waitSeconds: number;
+  readonly visibilitySeconds?: number;
+  readonly consumerId?: string;
+}
+
+export interface Delivery extends LogMessage {
+  readonly deliveryCount: number;
+  readonly receipt: string;
+}
+
+/** Long-poll cadence: first re-check soon, then back off to bound idle reads. */
+const FIRST_POLL_DELAY_MS = 50;
+const MAX_POLL_DELAY_MS = 500;
+/** Conditional-write races one partition may lose within one pull before the pull moves on. */
+const PARTITION_ATTEMPTS = 4;
+
+export async function pull(stores: Stores, topicName: string, groupName: string, request: PullRequest): Promise<Delivery[]> {
+  const { topic, group } = await requireGroup(stores, topicName, groupName);
+  if (group.mode === 'broadcast' && !request.consumerId) {
+    throw validation('consumerId is required to pull from a broadcast group.');
+  }
+  const deadline = Date.now() + request.waitSeconds * 1000;
+  let delay = FIRST_POLL_DELAY_MS;
+  for (;;) {
+    const deliveries = await pullOnce(stores, topic, group, request);
+    const left = deadline - Date.now();
+    if (deliveries.length > 0 || left <= 0) return deliveries;
+    await sleep(Math.min(delay, left));
+    delay = Math.min(delay * 2, MAX_POLL_DELAY_MS);
+  }
+}
+
+async function pullOnce(stores: Stores, topic: Topic, group: Group, request: PullRequest): Promise<Delivery[]> {
+  const deliveries: Delivery[] = [];
+  // Start at a random partition so that concurrent consumers spread out instead of racing on one item.
+  const first = Math.floor(Math.random() * topic.partitions);
+  for (let i = 0; i < topic.partitions && deliveries.length < request.max; i++) {
+    const partition = (first + i) % topic.partitions;
+    const budget = request.max - deliveries.length;
+    const got =
+      group.mode === 'broadcast'
+        ? await pullBroadcastPartition(stores, topic, group, request.consumerId!, partition, budget)
+        : await pullLeasedPartition(stores, topic, group, partition, budget, request.visibilitySeconds ?? group.visibilitySeconds);
+    deliveries.push(...got);
+  }
+  return deliveries;
+}
+
+async function pullLeasedPartition(
+  stores: Stores,
+  topic: Topic,
+  group: Group,
+  partition: number,
+  budget: number,
+  visibilitySeconds: number,
+): Promise<Delivery[]> {
+  const groupKey = groupKeyOf(topic, group.name);
+  const topicKey = topicKeyOf(topic);
+  for (let attempt = 0; attempt < PARTITION_ATTEMPTS; attempt++) {
+    const now = Date.now();
+    const progress =
+      (await stores.groupState.getProgress(groupKey, partition)) ?? freshProgress(startOffsetOf(group, partition));
+    const plan = planPull(progress, now, { ordered: group.mode === 'ordered', maxDeliveries: group.maxDeliveries }, budget);
+    if (plan.redeliver.length === 0 && plan.dead.length === 0 && plan.newLimit === 0) return [];
+
+    const reader = new OffsetReader(stores.log, topicKey, partition);
+    const removed = new Set<number>();
+    const deadLetters: DeadLetter[] = [];
+    for (const entry of plan.dead) {
+      const message = await reader.at(entry.offset);
+      removed.add(entry.offset);
+      if (message) deadLetters.push({ message, deliveryCount: entry.deliveries, deadAt: now });
+    }
+    const redelivered: Array<{ entry: InFlight; message: LogMessage }> = [];
+    for (const entry of plan.redeliver) {
+      const message = await reader.at(entry.offset);
+      // A message whose segment retention removed can never be delivered again: drop it.
+      if (message) redelivered.push({ entry, message });
+      else removed.add(entry.offset);
+    }
+    const batch = await readFrom(stores.log, topicKey, partition, progress.dispatched, progress.segmentHint, plan.newLimit);
+    const matching = batch.messages.filter((m) => matchesFilter(group.filter, m.tags));
+    const { leased, next } = applyPull(progress, {
+      redelivered: redelivered.map((r) => r.entry),
+      removed,
+      newMatching: matching.map((m) => m.offset),
+      nextDispatched: batch.next,
+      nextSegmentHint: batch.nextSegmentHint,
+      leaseUntil: now + visibilitySeconds * 1000,
+    });
+    if (next.dispatched === progress.dispatched && leased.length === 0 && removed.size === 0) return [];
+    try {
+      await stores.groupState.putProgress(groupKey, partition, next, { deadLetters });
+    } catch (error) {
+      if (error instanceof VersionConflict) continue;
+      throw error;
+    }
+    const messages = new Map<number, LogMessage>([
+      ...redelivered.map((r) => [r.message.offset, r.message] as const),
+      ...matching.map((m) => [m.offset, m] as const),
+    ]);
+    return leased.map((lease) => ({
+      ...messages.get(lease.offset)!,
+      deliveryCount: lease.deliveries,
+      receipt: formatReceipt({ partition, offset: lease.offset, delivery: lease.deliveries, token: lease.token }),
+    }));
+  }
+  return [];
+}
+
+/** Broadcast (QMQ): each consumer instance has its own cursor per partition; delivery is never retried. */
+async function pullBroadcastPartition(
+  stores: Stores,
+  topic: Topic,
+  group: Group,
+  consumerId: string,
+  partition: number,
+  budget: number,
+): Promise<Delivery[]> {
+  const groupKey = groupKeyOf(topic, group.name);
+  const topicKey = topicKeyOf(topic);
+  for (let attempt = 0; attempt < PARTITION_ATTEMPTS; attempt++) {
+    const cursor = (await stores.groupState.getCursor(groupKey, consumerId, partition)) ?? {
+      consumerId,
+      partition,
+      dispatched: startOffsetOf(group, partition),
+      segmentHint: -1,
+      version: 0,
+    };
+    const batch = await readFrom(stores.log, topicKey, partition, cursor.dispatched, cursor.segmentHint, budget);
+    if (batch.next === cursor.dispatched) return [];
+    try {
+      await stores.groupState.putCursor(groupKey, {
+        ...cursor,
+        dispatched: batch.next,
+        segmentHint: batch.nextSegmentHint,
+        version: cursor.version + 1,
+      });
+    } catch (error) {
+      if (error instanceof VersionConflict) continue;
+      throw error;
+    }
+    return batch.messages
+      .filter((m) => matchesFilter(group.filter, m.tags))
+      .map((m) => ({ ...m, deliveryCount: 1, receipt: formatReceipt({ partition, offset: m.offset, delivery: 1, token: 'b' }) }));
+  }
+  return [];
+}
+
+export interface SettleSummary {
+  readonly settled: number;
+  readonly stale: string[];
+}
+
+function parseReceipts(receipts: readonly string[]): Receipt[] {
+  return receipts.map((text, i) => {
+    const receipt = parseReceipt(text);
+    if (!receipt) throw validation(`receipts[${i}] is not a receipt issued by this broker.`);
+    return receipt;
+  });
+}
+
+async function settle(
+  stores: Stores,
+  topicName: string,
+  groupName: string,
+  receiptTexts: readonly string[],
+  apply: typeof applyAcks,
+): Promise<SettleSummary> {
+  const receipts = parseReceipts(receiptTexts);
+  const { topic, group } = await requireGroup(stores, topicName, groupName);
+  const groupKey = groupKeyOf(topic, group.name);
+  const stale: string[] = [];
+  let settled = 0;
+  const byPartition = new Map<number, Array<{ receipt: Receipt; text: string }>>();
+  receipts.forEach((receipt, i) => {
+    const text = receiptTexts[i]!;
+    if (receipt.partition >= topic.partitions) stale.push(text);
+    else if (group.mode === 'broadcast') {
+      // Broadcast deliveries are not leased: settling them is accepted and changes nothing.
+      if (receipt.token === 'b') settled++;
+      else stale.push(text);
+    } else {
+      const list = byPartition.get(receipt.partition) ?? [];
+      list.push({ receipt, text });
+      byPartition.set(receipt.partition, list);
+    }
+  });
+  for (const [partition, list] of byPartition) {
+    const results: SettleResult[] = await retryOnConflict(async () => {
+      const progress = (await stores.groupState.getProgress(groupKey, partition)) ?? freshProgress(startOffsetOf(group, partition));
+      const outcome = apply(progress, list.map((l) => l.receipt), Date.now());
+      if (outcome.next !== progress) await stores.groupState.putProgress(groupKey, partition, outcome.next);
+      return outcome.results;
+    });
+    results.forEach((result, i) => {
+      if (result === 'settled') settled++;
+      else stale.push(list[i]!.text);
+    });
+  }
+  return { settled, stale };
+}
+
+export const ack = (stores: Stores, topic: string, group: string, receipts: readonly string[]) =>
+  settle(stores, topic, group, receipts, (p, r, now) => applyAcks(p, r, now));
+
+export const nack = (stores: Stores, topic: string, group: string, receipts: readonly string[], retryAfterSeconds?: number) =>
+  settle(stores, topic, group, receipts, (p, r, now) => applyNacks(p, r, now, retryAfterSeconds));

@@ -1,0 +1,179 @@
+import { LIMITS } from './limits.js';
+import { SluiceError, validation } from './errors.js';
+import { serverMessageId } from './ids.js';
+import { recordBytes, toRecord, type MessageInput, type StoredRecord } from './messages.js';
+import { partitionForKey, stickyPartition } from './partitioner.js';
+import { IdsTaken, OffsetTaken, topicKeyOf, type DedupEntry, type Stores, type Topic } from './ports.js';
+import { requireTopic } from './topics.js';
+
+export interface AppendedResult {
+  readonly id: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly duplicate?: true;
+}
+
+/**
+ * Where each partition's log ends, as last seen by this process. Only a hint: appends are conditional
+ * on the offset being free, so a stale hint costs one failed write and a re-read, never a gap.
+ */
+const tailHints = new Map<string, number>();
+
+/** Appends a lost race may retry before the request answers 429 (20+ writers on one partition still finish). */
+const MAX_APPEND_ATTEMPTS = 200;
+
+interface Pending {
+  readonly index: number;
+  readonly partition: number;
+  readonly record: StoredRecord;
+  readonly bytes: number;
+}
+
+export async function produce(stores: Stores, topicName: string, inputs: readonly MessageInput[]): Promise<AppendedResult[]> {
+  const topic = await requireTopic(stores, topicName);
+  const topicKey = topicKeyOf(topic);
+  const pending = route(topic, inputs);
+  const results: (AppendedResult | undefined)[] = new Array(inputs.length);
+
+  // Producer ids: a repeat within the request points at its first occurrence; ids already appended
+  // (within the de-duplication window) answer with their original place.
+  const firstIndexOfId = new Map<string, number>();
+  const repeats: Array<{ index: number; first: number }> = [];
+  const fresh: Pending[] = [];
+  for (const p of pending) {
+    const id = p.record.i;
+    if (id === undefined) {
+      fresh.push(p);
+      continue;
+    }
+    const first = firstIndexOfId.get(id);
+    if (first !== undefined) repeats.push({ index: p.index, first });
+    else {
+      firstIndexOfId.set(id, p.index);
+      fresh.push(p);
+    }
+  }
+  const known = firstIndexOfId.size > 0 ? await stores.dedup.getMany(topicKey, [...firstIndexOfId.keys()]) : new Map();
+  const toAppend: Pending[] = [];
+  for (const p of fresh) {
+    const seen = p.record.i !== undefined ? known.get(p.record.i) : undefined;
+    if (seen) results[p.index] = { id: seen.id, partition: seen.partition, offset: seen.offset, duplicate: true };
+    else toAppend.push(p);
+  }
+
+  const byPartition = new Map<number, Pending[]>();
+  for (const p of toAppend) {
+    const list = byPartition.get(p.partition) ?? [];
+    list.push(p);
+    byPartition.set(p.partition, list);
+  }
+  await Promise.all(
+    [...byPartition.entries()].map(async ([partition, list]) => {
+      for (const chunk of chunkForSegments(list)) await appendChunk(stores, topic, topicKey, partition, chunk, results);
+    }),
+  );
+  for (const { index, first } of repeats) {
+    const original = results[first]!;
+    results[index] = { id: original.id, partition: original.partition, offset: original.offset, duplicate: true };
+  }
+  return results.map((r) => r!);
+}
+
+function route(topic: Topic, inputs: readonly MessageInput[]): Pending[] {
+  const sticky = stickyPartition(topic.partitions);
+  return inputs.map((input, index) => {
+    if (input.partition !== undefined && input.partition >= topic.partitions) {
+      throw validation(`messages[${index}].partition must be below the topic's ${topic.partitions} partitions.`);
+    }
+    const record = toRecord(input);
+    const bytes = recordBytes(record);
+    if (bytes > LIMITS.maxMessageBytes) {
+      throw new SluiceError('PayloadTooLarge', `messages[${index}] is ${bytes} bytes encoded; the limit is ${LIMITS.maxMessageBytes}.`);
+    }
+    const partition =
+      input.partition ?? (input.key !== undefined ? partitionForKey(input.key, topic.partitions) : sticky);
+    return { index, partition, record, bytes };
+  });
+}
+
+/** Splits one partition's messages into segments that fit an item and a transaction. */
+function chunkForSegments(list: readonly Pending[]): Pending[][] {
+  const chunks: Pending[][] = [];
+  let current: Pending[] = [];
+  let bytes = 0;
+  let ids = 0;
+  for (const p of list) {
+    const hasId = p.record.i !== undefined ? 1 : 0;
+    if (current.length > 0 && (bytes + p.bytes > LIMITS.maxSegmentBytes || ids + hasId > LIMITS.maxIdsPerSegment)) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+      ids = 0;
+    }
+    current.push(p);
+    bytes += p.bytes + 1;
+    ids += hasId;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+async function appendChunk(
+  stores: Stores,
+  topic: Topic,
+  topicKey: string,
+  partition: number,
+  chunk: Pending[],
+  results: (AppendedResult | undefined)[],
+): Promise<void> {
+  const hintKey = `${topicKey}#${partition}`;
+  let remaining = chunk;
+  for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS && remaining.length > 0; attempt++) {
+    let base = tailHints.get(hintKey);
+    if (base === undefined) {
+      const tail = await stores.log.tail(topicKey, partition);
+      base = tail ? tail.base + tail.count : 0;
+    }
+    const producedAt = Date.now();
+    const ids: DedupEntry[] = [];
+    remaining.forEach((p, i) => {
+      if (p.record.i !== undefined) ids.push({ id: p.record.i, partition, offset: base + i });
+    });
+    try {
+      await stores.log.appendSegment(
+        topicKey,
+        { partition, base, producedAt, records: remaining.map((p) => p.record) },
+        ids,
+        Math.floor(producedAt / 1000) + Math.max(LIMITS.dedupWindowSeconds, topic.retentionHours * 3600),
+      );
+    } catch (error) {
+      if (error instanceof OffsetTaken) {
+        tailHints.delete(hintKey);
+        continue;
+      }
+      if (error instanceof IdsTaken) {
+        // Another request appended some of these ids meanwhile: answer with its offsets, append the rest.
+        const found = await stores.dedup.getMany(topicKey, error.ids);
+        remaining = remaining.filter((p) => {
+          const seen = p.record.i !== undefined ? found.get(p.record.i) : undefined;
+          if (seen) results[p.index] = { id: seen.id, partition: seen.partition, offset: seen.offset, duplicate: true };
+          return !seen;
+        });
+        continue;
+      }
+      throw error;
+    }
+    tailHints.set(hintKey, base + remaining.length);
+    remaining.forEach((p, i) => {
+      const offset = base + i;
+      results[p.index] = { id: p.record.i ?? serverMessageId(producedAt, partition, offset), partition, offset };
+    });
+    return;
+  }
+  if (remaining.length > 0) {
+    throw new SluiceError('Throttled', `Partition ${partition} of '${topic.name}' is contended; retry the request.`);
+  }
+}
+
+/** For tests: forget the tail hints, as a cold Lambda would. */
+export const forgetTailHints = () => tailHints.clear();

@@ -1,0 +1,228 @@
+import { LIMITS } from './limits.js';
+import { newLeaseToken, type Receipt } from './ids.js';
+
+/**
+ * Progress of one consumer group on one partition — the whole state of DESIGN.md invariant 3:
+ * - offsets >= `dispatched` are available (never handed out);
+ * - an offset below `dispatched` that has an entry is in flight (leased while `until` > now, with a
+ *   non-empty token) or waiting to be redelivered (`until` <= now, or a nack's retry time);
+ * - an offset below `dispatched` with no entry is acknowledged (or was moved to the dead letters,
+ *   which keep their own copy).
+ * The ack floor ("ackedThrough") is therefore min(entry offsets, dispatched): no separate counter.
+ * Every change is one conditional write on `version`.
+ */
+export interface InFlight {
+  readonly offset: number;
+  /** Lease expiry while leased; time it becomes available again after a nack or redrive. */
+  readonly until: number;
+  readonly deliveries: number;
+  /** Lease token of the current delivery; empty once nacked or redriven. */
+  readonly token: string;
+}
+
+export interface PartitionProgress {
+  readonly dispatched: number;
+  /** Base offset of the segment holding `dispatched` (or `dispatched` itself at a segment boundary); -1 when unknown. */
+  readonly segmentHint: number;
+  readonly entries: readonly InFlight[];
+  /** 0 when the item was never written. */
+  readonly version: number;
+}
+
+export const freshProgress = (startOffset: number): PartitionProgress => ({
+  dispatched: startOffset,
+  segmentHint: -1,
+  entries: [],
+  version: 0,
+});
+
+export function ackFloor(progress: PartitionProgress): number {
+  let floor = progress.dispatched;
+  for (const e of progress.entries) if (e.offset < floor) floor = e.offset;
+  return floor;
+}
+
+export const leasedCount = (progress: PartitionProgress, now: number) =>
+  progress.entries.filter((e) => e.token !== '' && e.until > now).length;
+
+export interface PullSettings {
+  readonly ordered: boolean;
+  readonly maxDeliveries: number;
+  readonly maxInFlight?: number;
+}
+
+export interface PullPlan {
+  /** Entries due for another delivery, in offset order. */
+  readonly redeliver: readonly InFlight[];
+  /** Due entries that reached maxDeliveries: they go to the dead letters. */
+  readonly dead: readonly InFlight[];
+  /** How many new offsets (from `dispatched`) may be read. */
+  readonly newLimit: number;
+}
+
+/** Decides what a pull may take from one partition; `budget` is how many messages the caller still wants. */
+export function planPull(progress: PartitionProgress, now: number, settings: PullSettings, budget: number): PullPlan {
+  const due = progress.entries.filter((e) => e.until <= now).sort((a, b) => a.offset - b.offset);
+  if (settings.ordered && progress.entries.some((e) => e.until > now)) {
+    // An ordered partition is blocked while anything of it is leased or waiting for its retry time.
+    return { redeliver: [], dead: [], newLimit: 0 };
+  }
+  const dead = due.filter((e) => e.deliveries >= settings.maxDeliveries).slice(0, LIMITS.maxDeadLettersPerPull);
+  const deadSet = new Set(dead.map((e) => e.offset));
+  const retry = due.filter((e) => e.deliveries < settings.maxDeliveries && !deadSet.has(e.offset));
+  const redeliver = retry.slice(0, budget);
+  const remainingEntries = progress.entries.length - dead.length;
+  let newLimit: number;
+  if (settings.ordered) {
+    newLimit = remainingEntries === 0 ? budget : 0;
+  } else {
+    const window = (settings.maxInFlight ?? LIMITS.maxInFlightPerPartition) - (progress.dispatched - ackFloorAfter(progress, deadSet));
+    newLimit = Math.max(0, Math.min(budget - redeliver.length, window));
+  }
+  return { redeliver, dead, newLimit };
+}
+
+function ackFloorAfter(progress: PartitionProgress, removed: ReadonlySet<number>): number {
+  let floor = progress.dispatched;
+  for (const e of progress.entries) if (!removed.has(e.offset) && e.offset < floor) floor = e.offset;
+  return floor;
+}
+
+export interface Lease {
+  readonly offset: number;
+  readonly deliveries: number;
+  readonly token: string;
+}
+
+export interface PullOutcome {
+  /** Offsets to lease now: redeliveries and new matching messages. */
+  readonly leased: readonly Lease[];
+  readonly next: PartitionProgress;
+}
+
+/**
+ * The progress after a pull: `redelivered` and `newMatching` offsets are leased until `leaseUntil`,
+ * `removed` entries (dead-lettered, or whose segment is gone) are dropped, and `dispatched` moves to `nextDispatched`.
+ */
+export function applyPull(
+  progress: PartitionProgress,
+  change: {
+    readonly redelivered: readonly InFlight[];
+    readonly removed: ReadonlySet<number>;
+    readonly newMatching: readonly number[];
+    readonly nextDispatched: number;
+    readonly nextSegmentHint: number;
+    readonly leaseUntil: number;
+  },
+): PullOutcome {
+  const redeliveredOffsets = new Map(change.redelivered.map((e) => [e.offset, e]));
+  const leased: Lease[] = [];
+  const entries: InFlight[] = [];
+  for (const e of progress.entries) {
+    if (change.removed.has(e.offset)) continue;
+    if (redeliveredOffsets.has(e.offset)) {
+      const lease = { offset: e.offset, deliveries: e.deliveries + 1, token: newLeaseToken() };
+      leased.push(lease);
+      entries.push({ ...lease, until: change.leaseUntil });
+    } else {
+      entries.push(e);
+    }
+  }
+  for (const offset of change.newMatching) {
+    const lease = { offset, deliveries: 1, token: newLeaseToken() };
+    leased.push(lease);
+    entries.push({ ...lease, until: change.leaseUntil });
+  }
+  entries.sort((a, b) => a.offset - b.offset);
+  return {
+    leased,
+    next: {
+      dispatched: change.nextDispatched,
+      segmentHint: change.nextSegmentHint,
+      entries,
+      version: progress.version + 1,
+    },
+  };
+}
+
+export type SettleResult = 'settled' | 'stale';
+
+/**
+ * Acknowledges deliveries. A receipt counts when its lease is current (token and delivery number match
+ * and the lease has not expired). An offset below `dispatched` with no entry was already acknowledged,
+ * so acking it again counts too: a client may retry an ack whose reply it lost.
+ */
+export function applyAcks(
+  progress: PartitionProgress,
+  receipts: readonly Receipt[],
+  now: number,
+): { next: PartitionProgress; results: SettleResult[] } {
+  const byOffset = new Map(progress.entries.map((e) => [e.offset, e]));
+  const remove = new Set<number>();
+  const results = receipts.map((r): SettleResult => {
+    const entry = byOffset.get(r.offset);
+    if (!entry) return r.offset < progress.dispatched ? 'settled' : 'stale';
+    if (entry.token === '' || entry.token !== r.token || entry.deliveries !== r.delivery || entry.until <= now) {
+      return 'stale';
+    }
+    remove.add(r.offset);
+    return 'settled';
+  });
+  if (remove.size === 0) return { next: progress, results };
+  return {
+    next: { ...progress, entries: progress.entries.filter((e) => !remove.has(e.offset)), version: progress.version + 1 },
+    results,
+  };
+}
+
+/** Exponential backoff for a nack without a retry delay: 1 s, 2 s, 4 s … capped. */
+export const backoffSeconds = (deliveries: number) =>
+  Math.min(LIMITS.maxBackoffSeconds, 2 ** Math.max(0, Math.min(deliveries - 1, 20)));
+
+/** Nacks current deliveries: each becomes available again at now + retry delay (explicit or backoff). */
+export function applyNacks(
+  progress: PartitionProgress,
+  receipts: readonly Receipt[],
+  now: number,
+  retryAfterSeconds: number | undefined,
+): { next: PartitionProgress; results: SettleResult[] } {
+  const byOffset = new Map(progress.entries.map((e) => [e.offset, e]));
+  const changed = new Map<number, InFlight>();
+  const results = receipts.map((r): SettleResult => {
+    const entry = changed.has(r.offset) ? undefined : byOffset.get(r.offset);
+    if (!entry || entry.token === '' || entry.token !== r.token || entry.deliveries !== r.delivery || entry.until <= now) {
+      return 'stale';
+    }
+    const delay = retryAfterSeconds ?? backoffSeconds(entry.deliveries);
+    changed.set(r.offset, { ...entry, token: '', until: now + delay * 1000 });
+    return 'settled';
+  });
+  if (changed.size === 0) return { next: progress, results };
+  return {
+    next: {
+      ...progress,
+      entries: progress.entries.map((e) => changed.get(e.offset) ?? e),
+      version: progress.version + 1,
+    },
+    results,
+  };
+}
+
+/** Redrive: dead-lettered offsets come back as waiting entries with a fresh delivery count. */
+export function applyRedrive(progress: PartitionProgress, offsets: readonly number[], now: number): PartitionProgress {
+  const present = new Set(progress.entries.map((e) => e.offset));
+  const added = offsets.filter((o) => !present.has(o)).map((offset) => ({ offset, until: now, deliveries: 0, token: '' }));
+  return {
+    ...progress,
+    entries: [...progress.entries, ...added].sort((a, b) => a.offset - b.offset),
+    version: progress.version + 1,
+  };
+}
+
+/** Reset: the partition restarts at `offset`; every lease is dropped (its receipts become stale). */
+export const applyReset = (progress: PartitionProgress, offset: number, segmentHint = -1): PartitionProgress => ({
+  dispatched: offset,
+  segmentHint,
+  entries: [],
+  version: progress.version + 1,
+});

@@ -1,0 +1,16 @@
+import { listDeadLetters } from '../domain/deadLetters.js';
+import { apiRoute } from '../http/route.js';
+import { DeadLetterQuery, GroupParams } from '../http/schemas.js';
+import { messageView } from '../http/views.js';
+
+export const handler = apiRoute({
+  params: GroupParams,
+  query: DeadLetterQuery,
+  run: async ({ params, query, stores }) => {
+    const letters = await listDeadLetters(stores, params.topic, params.group, query.limit);
+    return {
+      status: 200,
+      body: { messages: letters.map((l) => ({ ...messageView(l), deadAt: l.deadAt, deliveryCount: l.deliveryCount })) },
+    };
+  },
+});

@@ -1,0 +1,48 @@
+import { ZodError } from 'zod';
+import { SluiceError, type ErrorCode } from '../domain/errors.js';
+
+/** The one place that turns errors into the documented error shape (API.md, "Errors"). */
+const STATUS: Record<ErrorCode | 'InternalError' | 'NotFound' | 'MethodNotAllowed', number> = {
+  ValidationError: 400,
+  NotSupported: 400,
+  TopicNotFound: 404,
+  GroupNotFound: 404,
+  MessageNotFound: 404,
+  NotFound: 404,
+  MethodNotAllowed: 405,
+  Conflict: 409,
+  PayloadTooLarge: 413,
+  Throttled: 429,
+  InternalError: 500,
+};
+
+export interface HttpResult {
+  readonly statusCode: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+export function errorResult(code: keyof typeof STATUS, message: string): HttpResult {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (code === 'Throttled') headers['retry-after'] = '1';
+  return { statusCode: STATUS[code], headers, body: JSON.stringify({ error: { code, message } }) };
+}
+
+/** DynamoDB's own throttling reaches the client as our 429, so it retries instead of failing. */
+const THROTTLING = new Set(['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded']);
+
+export function describeZodError(error: ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((issue) => (issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : issue.message))
+    .join('; ');
+}
+
+export function toErrorResult(error: unknown): { result: HttpResult; unexpected: boolean } {
+  if (error instanceof SluiceError) return { result: errorResult(error.code, error.message), unexpected: false };
+  if (error instanceof ZodError) return { result: errorResult('ValidationError', describeZodError(error)), unexpected: false };
+  if (error instanceof Error && THROTTLING.has(error.name)) {
+    return { result: errorResult('Throttled', 'Storage is throttling; retry the request.'), unexpected: false };
+  }
+  return { result: errorResult('InternalError', 'The request failed inside the broker; it is safe to retry.'), unexpected: true };
+}

@@ -1,0 +1,126 @@
+import { z } from 'zod';
+import { LIMITS } from '../domain/limits.js';
+
+/** Input schemas of the API (API.md). Every bound names the limit in domain/limits.ts. */
+export const Name = z.string().regex(LIMITS.namePattern, 'must match [A-Za-z0-9_.-]{1,128}');
+
+/** Query-string integers arrive as text. */
+const queryInt = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d{1,15}$/, 'must be a non-negative integer')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+export const TopicParams = z.object({ topic: Name });
+export const GroupParams = z.object({ topic: Name, group: Name });
+export const MessageParams = z.object({ topic: Name, id: z.string().min(1).max(LIMITS.maxIdLength) });
+export const PartitionParams = z.object({ topic: Name, partition: queryInt(0, LIMITS.maxPartitions - 1) });
+
+export const PutTopicBody = z
+  .object({
+    partitions: z.number().int().min(1).max(LIMITS.maxPartitions).default(LIMITS.defaultPartitions),
+    retentionHours: z
+      .number()
+      .int()
+      .min(LIMITS.minRetentionHours)
+      .max(LIMITS.maxRetentionHours)
+      .default(LIMITS.defaultRetentionHours),
+  })
+  .strict();
+
+const Tag = z.string().min(1).max(LIMITS.maxTagLength);
+const ProducerId = z
+  .string()
+  .min(1)
+  .max(LIMITS.maxIdLength)
+  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+
+const Message = z
+  .object({
+    body: z.unknown().optional(),
+    bodyBase64: z.base64().optional(),
+    key: z.string().min(1).max(LIMITS.maxKeyLength).optional(),
+    tags: z.array(Tag).max(LIMITS.maxTags).optional(),
+    headers: z
+      .record(z.string().min(1).max(LIMITS.maxHeaderNameLength), z.string().max(LIMITS.maxHeaderValueLength))
+      .refine((h) => Object.keys(h).length <= LIMITS.maxHeaders, `at most ${LIMITS.maxHeaders} headers`)
+      .optional(),
+    id: ProducerId.optional(),
+    partition: z.number().int().min(0).max(LIMITS.maxPartitions - 1).optional(),
+    delaySeconds: z.unknown().optional(),
+    deliverAt: z.unknown().optional(),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.body === undefined && m.bodyBase64 === undefined) ctx.addIssue({ code: 'custom', message: 'body (or bodyBase64) is required' });
+    if (m.body !== undefined && m.bodyBase64 !== undefined) ctx.addIssue({ code: 'custom', message: 'give body or bodyBase64, not both' });
+    if (m.delaySeconds !== undefined || m.deliverAt !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'delayed messages (delaySeconds, deliverAt) are not supported yet' });
+    }
+  });
+
+export const ProduceBody = z
+  .object({ messages: z.array(Message).min(1).max(LIMITS.maxMessagesPerProduce) })
+  .strict();
+
+const Time = z.union([z.string().min(1).max(64), z.number().int().min(0)]);
+
+const TagList = z.array(Tag).min(1).max(LIMITS.maxTags);
+export const PutGroupBody = z
+  .object({
+    mode: z.enum(['shared', 'ordered', 'broadcast']).default('shared'),
+    startFrom: Time.default('latest'),
+    maxDeliveries: z.number().int().min(1).max(LIMITS.maxMaxDeliveries).default(LIMITS.defaultMaxDeliveries),
+    visibilitySeconds: z.number().int().min(1).max(LIMITS.maxVisibilitySeconds).default(LIMITS.defaultVisibilitySeconds),
+    filter: z
+      .object({
+        tags: z
+          .object({ any: TagList.optional(), all: TagList.optional() })
+          .strict()
+          .refine((t) => t.any !== undefined || t.all !== undefined, 'give tags.any or tags.all'),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const ConsumerId = z
+  .string()
+  .min(1)
+  .max(LIMITS.maxConsumerIdLength)
+  .regex(/^[A-Za-z0-9_.:-]+$/, 'must match [A-Za-z0-9_.:-]+');
+
+export const PullBody = z
+  .object({
+    max: z.number().int().min(1).max(LIMITS.maxPull).default(10),
+    waitSeconds: z.number().int().min(0).max(LIMITS.maxWaitSeconds).default(0),
+    visibilitySeconds: z.number().int().min(1).max(LIMITS.maxVisibilitySeconds).optional(),
+    consumerId: ConsumerId.optional(),
+  })
+  .strict();
+
+const Receipts = z.array(z.string().min(1).max(64)).min(1).max(LIMITS.maxReceiptsPerCall);
+export const AckBody = z.object({ receipts: Receipts }).strict();
+export const NackBody = z
+  .object({ receipts: Receipts, retryAfterSeconds: z.number().int().min(0).max(LIMITS.maxRetryAfterSeconds).optional() })
+  .strict();
+
+export const ResetBody = z
+  .object({
+    to: z.union([
+      z.enum(['earliest', 'latest']),
+      z.object({ time: Time }).strict(),
+      z.object({ partition: z.number().int().min(0).max(LIMITS.maxPartitions - 1), offset: z.number().int().min(0) }).strict(),
+    ]),
+  })
+  .strict();
+
+export const BrowseQuery = z
+  .object({
+    from: queryInt(0, Number.MAX_SAFE_INTEGER).optional(),
+    limit: queryInt(1, LIMITS.maxBrowse).default(100),
+  })
+  .strict();
+
+export const DeadLetterQuery = z.object({ limit: queryInt(1, 100).default(50) }).strict();

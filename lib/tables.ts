@@ -1,0 +1,54 @@
+/**
+ * The DynamoDB tables of Sluice, declared once. The CDK stack builds them from this list and the
+ * local runtime creates them on the emulator from the same list, so key schemas cannot drift.
+ * `envVar` is how the table name reaches the Lambda code (functions/config.ts reads it).
+ */
+export type KeyType = 'S' | 'N';
+
+export interface TableSpec {
+  /** Logical id in the stack and suffix of the local table name. */
+  readonly id: string;
+  readonly envVar: string;
+  readonly partitionKey: { readonly name: string; readonly type: KeyType };
+  readonly sortKey?: { readonly name: string; readonly type: KeyType };
+  /** Attribute holding an epoch-seconds expiry for DynamoDB TTL. */
+  readonly ttlAttribute?: string;
+  /** Whether a DynamoDB stream is enabled (push delivery reads the log's stream). */
+  readonly stream?: 'NEW_IMAGE';
+  readonly purpose: string;
+}
+
+export const TABLES = [
+  {
+    id: 'Catalog',
+    envVar: 'CATALOG_TABLE',
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'S' },
+    purpose: 'Topics (sk "topic") and consumer group settings (sk "group#<name>"), keyed by topic name.',
+  },
+  {
+    id: 'Log',
+    envVar: 'LOG_TABLE',
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'N' },
+    stream: 'NEW_IMAGE',
+    purpose: 'Partition logs: one item per segment, pk "<topic>@<epoch>#<partition>", sk = base offset.',
+  },
+  {
+    id: 'GroupState',
+    envVar: 'GROUP_STATE_TABLE',
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'S' },
+    ttlAttribute: 'exp',
+    purpose: 'Per-partition group progress, broadcast cursors and dead letters, pk "<topic>@<epoch>/<group>".',
+  },
+  {
+    id: 'Dedup',
+    envVar: 'DEDUP_TABLE',
+    partitionKey: { name: 'pk', type: 'S' },
+    ttlAttribute: 'exp',
+    purpose: 'Producer-supplied message ids -> (partition, offset), for de-duplication and lookup.',
+  },
+] as const satisfies readonly TableSpec[];
+
+export type TableId = (typeof TABLES)[number]['id'];

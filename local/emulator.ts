@@ -1,0 +1,82 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+
+/**
+ * The AWS emulator: moto's server mode, installed into a project-local virtualenv (.venv, git-ignored)
+ * on first use and started on loopback. Pinned, because emulator behaviour is part of what tests see.
+ */
+export const MOTO_VERSION = '5.2.5';
+const PROJECT_ROOT = resolve(import.meta.dirname, '..');
+const VENV = join(PROJECT_ROOT, '.venv');
+const MARKER = join(VENV, `.moto-${MOTO_VERSION}-installed`);
+const MOTO_SERVER = join(VENV, 'bin', 'moto_server');
+
+function run(command: string, args: string[]) {
+  const result = spawnSync(command, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (result.status !== 0) throw new Error(`'${command} ${args.join(' ')}' failed (exit ${result.status ?? result.signal}).`);
+}
+
+/** Installs moto into .venv unless this exact version is there already. Idempotent. */
+export function ensureEmulatorInstalled(log: (line: string) => void = console.log) {
+  if (existsSync(MARKER) && existsSync(MOTO_SERVER)) return;
+  const python = process.env.PYTHON ?? 'python3';
+  log(`[sluice] First run: installing the AWS emulator (moto[server]==${MOTO_VERSION}) into ${VENV} — this takes a minute, once.`);
+  if (!existsSync(join(VENV, 'bin', 'python'))) run(python, ['-m', 'venv', VENV]);
+  run(join(VENV, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', `moto[server]==${MOTO_VERSION}`]);
+  writeFileSync(MARKER, `${new Date().toISOString()}\n`);
+  log('[sluice] Emulator installed.');
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export interface RunningEmulator {
+  readonly endpoint: string;
+  stop(): Promise<void>;
+}
+
+/** Starts moto_server on 127.0.0.1 and waits until it answers. */
+export async function startEmulator(port: number, options: { quiet?: boolean } = {}): Promise<RunningEmulator> {
+  const child: ChildProcess = spawn(MOTO_SERVER, ['-H', '127.0.0.1', '-p', String(port)], {
+    stdio: options.quiet ? 'ignore' : ['ignore', 'ignore', 'pipe'],
+  });
+  let exited = false;
+  child.on('exit', () => (exited = true));
+  const endpoint = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (exited) throw new Error(`The emulator exited at start (is port ${port} in use?).`);
+    try {
+      const res = await fetch(`${endpoint}/moto-api/`);
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error('The emulator did not answer within 30 s.');
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    endpoint,
+    stop: () =>
+      new Promise<void>((done) => {
+        if (exited) return done();
+        child.once('exit', () => done());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+      }),
+  };
+}

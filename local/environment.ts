@@ -1,0 +1,15 @@
+import { tableEnvironment } from './tables.js';
+
+/**
+ * Points the AWS SDK and the handlers at a local emulator: the SDK's own AWS_ENDPOINT_URL, dummy
+ * credentials (moto accepts any), and the table-name variables the CDK stack would set.
+ */
+export function useLocalAws(endpoint: string, tablePrefix: string) {
+  process.env.AWS_ENDPOINT_URL = endpoint;
+  process.env.AWS_REGION ??= 'us-east-1';
+  process.env.AWS_ACCESS_KEY_ID ??= 'local';
+  process.env.AWS_SECRET_ACCESS_KEY ??= 'local';
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  Object.assign(process.env, tableEnvironment(tablePrefix));
+}

@@ -1,15 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { ROUTES, type RouteSpec } from '../lib/routes.js';
+import { ROUTES } from '../lib/routes.js';
+
+type Route = (typeof ROUTES)[number];
 
 /** Routes requests the way an API Gateway HTTP API does, from the route list in lib/routes.ts. */
 export interface MatchedRoute {
-  readonly route: RouteSpec;
+  readonly route: Route;
   readonly pathParameters: Record<string, string>;
 }
 
-const compiled = (ROUTES as readonly RouteSpec[]).map((route) => {
+const compiled = ROUTES.map((route: Route) => {
   const names: string[] = [];
   const pattern = route.path.replace(/\{([^}]+)\}/g, (_, name: string) => {
     names.push(name);

@@ -1,11 +1,9 @@
 import { createServer, type Server } from 'node:http';
-import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import type { HandlerName } from '../lib/routes.js';
 import { errorResult, type HttpResult } from '../functions/http/errors.js';
+import { API_HANDLERS, type ApiHandler } from './handlers.js';
 import { localContext } from './lambdaContext.js';
 import { matchRoute, toApiGatewayEvent } from './apiGateway.js';
-
-type ApiHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<HttpResult>;
 
 /** API Gateway HTTP API refuses payloads over 10 MB before any Lambda runs; so does the local gateway. */
 const GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -13,10 +11,10 @@ const GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
 const loaded = new Map<string, Promise<ApiHandler>>();
 
 /** Loads a handler module the way Lambda would: once per process, then warm. */
-function loadHandler(name: HandlerName | string): Promise<ApiHandler> {
+function loadHandler(name: HandlerName): Promise<ApiHandler> {
   let handler = loaded.get(name);
   if (!handler) {
-    handler = import(`../functions/handlers/${name}.js`).then((m: { handler: ApiHandler }) => m.handler);
+    handler = API_HANDLERS[name]().then((m) => m.handler);
     loaded.set(name, handler);
   }
   return handler;

@@ -56,8 +56,8 @@ export class DynamoGroupStateStore implements GroupStateStore {
       const out = await this.client.send(
         new QueryCommand({
           TableName: this.table,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-          ExpressionAttributeValues: { ':pk': groupKey, ':prefix': prefix },
+          KeyConditionExpression: prefix ? 'pk = :pk AND begins_with(sk, :prefix)' : 'pk = :pk',
+          ExpressionAttributeValues: prefix ? { ':pk': groupKey, ':prefix': prefix } : { ':pk': groupKey },
           ConsistentRead: true,
           ExclusiveStartKey: start,
           ...(limit ? { Limit: limit - items.length } : {}),

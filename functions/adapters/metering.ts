@@ -1,9 +1,12 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { marshall } from '@aws-sdk/util-dynamodb';
 
 /**
  * Request units computed from item sizes by DynamoDB's rounding rules, because the emulator reports a
  * flat 1 unit per call. Writes: 1 WRU per started KB of the item (x2 in a transaction); reads: 1 RRU per
  * started 4 KB (summed over a Query's items), halved for eventually consistent reads.
+ * Requests arrive here in wire form; results already unmarshalled by the document client, so they are
+ * marshalled again to be measured.
  */
 export interface Meter {
   writeUnits: number;
@@ -52,6 +55,8 @@ const wru = (bytes: number) => Math.max(1, Math.ceil(bytes / 1024));
 const rru = (bytes: number, consistent: boolean | undefined) => Math.max(1, Math.ceil(bytes / 4096)) * (consistent ? 1 : 0.5);
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
+const outputSize = (item: any) => (item ? itemSize(marshall(item, { removeUndefinedValues: true })) : 0);
+
 export function record(commandName: string, input: any, output: any) {
   if (!enabled) return;
   meter.calls++;
@@ -64,16 +69,16 @@ export function record(commandName: string, input: any, output: any) {
       meter.writeUnits += 1;
       break;
     case 'GetItemCommand':
-      meter.readUnits += rru(itemSize(output.Item), input.ConsistentRead);
+      meter.readUnits += rru(outputSize(output.Item), input.ConsistentRead);
       break;
     case 'QueryCommand':
     case 'ScanCommand':
-      meter.readUnits += rru((output.Items ?? []).reduce((s: number, i: any) => s + itemSize(i), 0), input.ConsistentRead);
+      meter.readUnits += rru((output.Items ?? []).reduce((s: number, i: any) => s + outputSize(i), 0), input.ConsistentRead);
       break;
     case 'BatchGetItemCommand':
       for (const [table, items] of Object.entries<any[]>(output.Responses ?? {})) {
         const consistent = input.RequestItems?.[table]?.ConsistentRead;
-        for (const i of items) meter.readUnits += rru(itemSize(i), consistent);
+        for (const i of items) meter.readUnits += rru(outputSize(i), consistent);
       }
       break;
     case 'BatchWriteItemCommand':

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 
@@ -46,10 +46,17 @@ export interface RunningEmulator {
   stop(): Promise<void>;
 }
 
-/** Starts moto_server on 127.0.0.1 and waits until it answers. */
-export async function startEmulator(port: number, options: { quiet?: boolean } = {}): Promise<RunningEmulator> {
+export const EMULATOR_LOG_DIR = join(PROJECT_ROOT, '.sluice');
+
+/**
+ * Starts moto_server on 127.0.0.1 and waits until it answers. Its request log goes to a file: moto
+ * writes a line per request, and an unread pipe fills up and stalls the emulator.
+ */
+export async function startEmulator(port: number): Promise<RunningEmulator> {
+  mkdirSync(EMULATOR_LOG_DIR, { recursive: true });
+  const logFd = openSync(join(EMULATOR_LOG_DIR, `emulator-${port}.log`), 'w');
   const child: ChildProcess = spawn(MOTO_SERVER, ['-H', '127.0.0.1', '-p', String(port)], {
-    stdio: options.quiet ? 'ignore' : ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', logFd, logFd],
   });
   let exited = false;
   child.on('exit', () => (exited = true));

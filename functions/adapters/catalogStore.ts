@@ -1,4 +1,12 @@
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand, ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import {
+  DeleteCommand,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  ScanCommand,
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
 import type { CatalogStore, Group, Topic } from '../domain/ports.js';
 import { isConditionFailure } from './dynamoErrors.js';
 
@@ -14,6 +22,7 @@ function toTopic(item: Record<string, unknown>): Topic {
     retentionHours: item.retentionHours as number,
     createdAt: item.createdAt as number,
     epoch: item.epoch as string,
+    ...(item.deletingSince !== undefined ? { deletingSince: item.deletingSince as number } : {}),
   };
 }
 
@@ -66,10 +75,27 @@ export class DynamoCatalogStore implements CatalogStore {
           ExclusiveStartKey: start,
         }),
       );
-      topics.push(...(out.Items ?? []).map(toTopic));
+      topics.push(...(out.Items ?? []).map(toTopic).filter((t) => t.deletingSince === undefined));
       start = out.LastEvaluatedKey;
     } while (start);
     return topics.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async markTopicDeleting(topic: Topic, at: number) {
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: topicPk(topic.name), sk: TOPIC_SK },
+          UpdateExpression: 'SET deletingSince = if_not_exists(deletingSince, :at)',
+          ConditionExpression: 'epoch = :epoch',
+          ExpressionAttributeValues: { ':at': at, ':epoch': topic.epoch },
+        }),
+      );
+    } catch (error) {
+      // Another incarnation already replaced it: nothing of this one is left to mark.
+      if (!isConditionFailure(error)) throw error;
+    }
   }
 
   async deleteTopic(name: string) {

@@ -42,9 +42,9 @@ export class DynamoGroupStateStore implements GroupStateStore {
     private readonly table: string,
   ) {}
 
-  async getProgress(groupKey: string, partition: number) {
+  async getProgress(groupKey: string, partition: number, consistent = true) {
     const out = await this.client.send(
-      new GetCommand({ TableName: this.table, Key: { pk: groupKey, sk: progressSk(partition) }, ConsistentRead: true }),
+      new GetCommand({ TableName: this.table, Key: { pk: groupKey, sk: progressSk(partition) }, ConsistentRead: consistent }),
     );
     return out.Item ? toProgress(out.Item) : undefined;
   }

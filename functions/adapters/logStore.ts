@@ -116,14 +116,14 @@ export class DynamoLogStore implements LogStore {
     return item ? toSegment(partition, item) : undefined;
   }
 
-  async segmentsFrom(topicKey: string, partition: number, fromBase: number, limit: number) {
+  async segmentsFrom(topicKey: string, partition: number, fromBase: number, limit: number, consistent = true) {
     const out = await this.client.send(
       new QueryCommand({
         TableName: this.table,
         KeyConditionExpression: 'pk = :pk AND sk >= :b',
         ExpressionAttributeValues: { ':pk': logPk(topicKey, partition), ':b': fromBase },
         Limit: limit,
-        ConsistentRead: true,
+        ConsistentRead: consistent,
       }),
     );
     return (out.Items ?? []).map((item) => toSegment(partition, item));

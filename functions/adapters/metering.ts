@@ -12,9 +12,11 @@ export interface Meter {
   writeUnits: number;
   readUnits: number;
   calls: number;
+  /** Per command: calls and request units, to see where the units go. */
+  byCommand: Record<string, { calls: number; units: number }>;
 }
 
-const meter: Meter = { writeUnits: 0, readUnits: 0, calls: 0 };
+const meter: Meter = { writeUnits: 0, readUnits: 0, calls: 0, byCommand: {} };
 let enabled = false;
 
 export function startMetering(): Meter {
@@ -22,10 +24,11 @@ export function startMetering(): Meter {
   meter.writeUnits = 0;
   meter.readUnits = 0;
   meter.calls = 0;
+  meter.byCommand = {};
   return meter;
 }
 
-export const readMeter = (): Meter => ({ ...meter });
+export const readMeter = (): Meter => ({ ...meter, byCommand: { ...meter.byCommand } });
 
 function numberSize(n: string): number {
   const digits = n.replace(/^-/, '').replace('.', '').replace(/^0+/, '').replace(/0+$/, '');
@@ -60,6 +63,14 @@ const outputSize = (item: any) => (item ? itemSize(marshall(item, { removeUndefi
 export function record(commandName: string, input: any, output: any) {
   if (!enabled) return;
   meter.calls++;
+  const before = meter.readUnits + meter.writeUnits;
+  tally(commandName, input, output);
+  const entry = (meter.byCommand[commandName] ??= { calls: 0, units: 0 });
+  entry.calls++;
+  entry.units += meter.readUnits + meter.writeUnits - before;
+}
+
+function tally(commandName: string, input: any, output: any) {
   switch (commandName) {
     case 'PutItemCommand':
       meter.writeUnits += wru(itemSize(input.Item));

@@ -5,7 +5,7 @@ import { OffsetReader, readFrom } from './logReader.js';
 import type { LogMessage } from './messages.js';
 import { groupKeyOf, topicKeyOf, VersionConflict, type DeadLetter, type Group, type Stores, type Topic } from './ports.js';
 import { applyAcks, applyNacks, applyPull, freshProgress, planPull, type InFlight, type SettleResult } from './progress.js';
-import { requireGroup, retryOnConflict, startOffsetOf } from './groups.js';
+import { requireGroupCached, retryOnConflict, startOffsetOf } from './groups.js';
 import { sleep } from './time.js';
 
 export interface PullRequest {
@@ -23,11 +23,12 @@ export interface Delivery extends LogMessage {
 /** Long-poll cadence: first re-check soon, then back off to bound idle reads. */
 const FIRST_POLL_DELAY_MS = 50;
 const MAX_POLL_DELAY_MS = 500;
-/** Conditional-write races one partition may lose within one pull before the pull moves on. */
-const PARTITION_ATTEMPTS = 4;
+/** Conditional-write races one partition may lose in the second sweep of a pull before the pull gives up on it. */
+const RETRY_ATTEMPTS = 3;
+type PartitionPull = Delivery[] | 'contended';
 
 export async function pull(stores: Stores, topicName: string, groupName: string, request: PullRequest): Promise<Delivery[]> {
-  const { topic, group } = await requireGroup(stores, topicName, groupName);
+  const { topic, group } = await requireGroupCached(stores, topicName, groupName);
   if (group.mode === 'broadcast' && !request.consumerId) {
     throw validation('consumerId is required to pull from a broadcast group.');
   }
@@ -45,15 +46,25 @@ export async function pull(stores: Stores, topicName: string, groupName: string,
 async function pullOnce(stores: Stores, topic: Topic, group: Group, request: PullRequest): Promise<Delivery[]> {
   const deliveries: Delivery[] = [];
   // Start at a random partition so that concurrent consumers spread out instead of racing on one item.
+  // A partition another consumer is busy with is skipped at first and retried after the others.
   const first = Math.floor(Math.random() * topic.partitions);
+  const contended: number[] = [];
+  const visit = async (partition: number, attempts: number): Promise<PartitionPull> => {
+    const budget = request.max - deliveries.length;
+    return group.mode === 'broadcast'
+      ? pullBroadcastPartition(stores, topic, group, request.consumerId!, partition, budget, attempts)
+      : pullLeasedPartition(stores, topic, group, partition, budget, request.visibilitySeconds ?? group.visibilitySeconds, attempts);
+  };
   for (let i = 0; i < topic.partitions && deliveries.length < request.max; i++) {
     const partition = (first + i) % topic.partitions;
-    const budget = request.max - deliveries.length;
-    const got =
-      group.mode === 'broadcast'
-        ? await pullBroadcastPartition(stores, topic, group, request.consumerId!, partition, budget)
-        : await pullLeasedPartition(stores, topic, group, partition, budget, request.visibilitySeconds ?? group.visibilitySeconds);
-    deliveries.push(...got);
+    const got = await visit(partition, 1);
+    if (got === 'contended') contended.push(partition);
+    else deliveries.push(...got);
+  }
+  for (const partition of contended) {
+    if (deliveries.length >= request.max) break;
+    const got = await visit(partition, RETRY_ATTEMPTS);
+    if (got !== 'contended') deliveries.push(...got);
   }
   return deliveries;
 }
@@ -65,13 +76,16 @@ async function pullLeasedPartition(
   partition: number,
   budget: number,
   visibilitySeconds: number,
-): Promise<Delivery[]> {
+  attempts: number,
+): Promise<PartitionPull> {
   const groupKey = groupKeyOf(topic, group.name);
   const topicKey = topicKeyOf(topic);
-  for (let attempt = 0; attempt < PARTITION_ATTEMPTS; attempt++) {
+  for (let attempt = 0; attempt < attempts; attempt++) {
     const now = Date.now();
+    // The first look is eventually consistent (half price): a stale answer fails the versioned write
+    // below, and the retry reads strongly. At worst a stale "nothing to do" delays work to the next poll.
     const progress =
-      (await stores.groupState.getProgress(groupKey, partition)) ?? freshProgress(startOffsetOf(group, partition));
+      (await stores.groupState.getProgress(groupKey, partition, attempt > 0)) ?? freshProgress(startOffsetOf(group, partition));
     const plan = planPull(progress, now, { ordered: group.mode === 'ordered', maxDeliveries: group.maxDeliveries }, budget);
     if (plan.redeliver.length === 0 && plan.dead.length === 0 && plan.newLimit === 0) return [];
 
@@ -117,7 +131,7 @@ async function pullLeasedPartition(
       receipt: formatReceipt({ partition, offset: lease.offset, delivery: lease.deliveries, token: lease.token }),
     }));
   }
-  return [];
+  return 'contended';
 }
 
 /** Broadcast (QMQ): each consumer instance has its own cursor per partition; delivery is never retried. */
@@ -128,10 +142,11 @@ async function pullBroadcastPartition(
   consumerId: string,
   partition: number,
   budget: number,
-): Promise<Delivery[]> {
+  attempts: number,
+): Promise<PartitionPull> {
   const groupKey = groupKeyOf(topic, group.name);
   const topicKey = topicKeyOf(topic);
-  for (let attempt = 0; attempt < PARTITION_ATTEMPTS; attempt++) {
+  for (let attempt = 0; attempt < attempts; attempt++) {
     const cursor = (await stores.groupState.getCursor(groupKey, consumerId, partition)) ?? {
       consumerId,
       partition,
@@ -156,7 +171,7 @@ async function pullBroadcastPartition(
       .filter((m) => matchesFilter(group.filter, m.tags))
       .map((m) => ({ ...m, deliveryCount: 1, receipt: formatReceipt({ partition, offset: m.offset, delivery: 1, token: 'b' }) }));
   }
-  return [];
+  return 'contended';
 }
 
 export interface SettleSummary {
@@ -180,7 +195,7 @@ async function settle(
   apply: typeof applyAcks,
 ): Promise<SettleSummary> {
   const receipts = parseReceipts(receiptTexts);
-  const { topic, group } = await requireGroup(stores, topicName, groupName);
+  const { topic, group } = await requireGroupCached(stores, topicName, groupName);
   const groupKey = groupKeyOf(topic, group.name);
   const stale: string[] = [];
   let settled = 0;
@@ -200,8 +215,16 @@ async function settle(
   });
   for (const [partition, list] of byPartition) {
     const results: SettleResult[] = await retryOnConflict(async () => {
-      const progress = (await stores.groupState.getProgress(groupKey, partition)) ?? freshProgress(startOffsetOf(group, partition));
-      const outcome = apply(progress, list.map((l) => l.receipt), Date.now());
+      const now = Date.now();
+      const receipts = list.map((l) => l.receipt);
+      // Eventually consistent first (half price); a stale answer either fails the versioned write, or
+      // makes a fresh lease look unknown, in which case the answer is checked with a strong read.
+      let progress = (await stores.groupState.getProgress(groupKey, partition, false)) ?? freshProgress(startOffsetOf(group, partition));
+      let outcome = apply(progress, receipts, now);
+      if (outcome.results.includes('stale')) {
+        progress = (await stores.groupState.getProgress(groupKey, partition, true)) ?? freshProgress(startOffsetOf(group, partition));
+        outcome = apply(progress, receipts, now);
+      }
       if (outcome.next !== progress) await stores.groupState.putProgress(groupKey, partition, outcome.next);
       return outcome.results;
     });

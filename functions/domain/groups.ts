@@ -23,6 +23,23 @@ export async function requireGroup(stores: Stores, topicName: string, groupName:
   return { topic, group };
 }
 
+/**
+ * Pull, ack and nack trust a topic and group they read for this long (as produce does with topics), so
+ * the hot path pays no catalog reads. Group setting changes reach warm handlers within this time.
+ */
+const GROUP_CACHE_MS = 1000;
+const groupCache = new Map<string, { topic: Topic; group: Group; until: number }>();
+
+export async function requireGroupCached(stores: Stores, topicName: string, groupName: string): Promise<{ topic: Topic; group: Group }> {
+  const key = `${topicName}/${groupName}`;
+  const now = Date.now();
+  const hit = groupCache.get(key);
+  if (hit && hit.until > now) return hit;
+  const found = await requireGroup(stores, topicName, groupName);
+  groupCache.set(key, { ...found, until: now + GROUP_CACHE_MS });
+  return found;
+}
+
 /** First offset of a partition produced at or after `time` (binary search over segments: O(log n) bounded reads). */
 export async function offsetAtTime(stores: Stores, topic: Topic, partition: number, time: number): Promise<number> {
   const key = topicKeyOf(topic);

@@ -19,11 +19,13 @@ export function serverMessageId(producedAt: number, partition: number, offset: n
 
 export function parseServerMessageId(id: string): { producedAt: number; partition: number; offset: number } | undefined {
   if (!SERVER_ID.test(id)) return undefined;
-  return {
+  const decoded = {
     producedAt: parseInt(id.slice(0, TIME_DIGITS), 36),
     partition: parseInt(id.slice(TIME_DIGITS, TIME_DIGITS + PARTITION_DIGITS), 36),
     offset: parseInt(id.slice(TIME_DIGITS + PARTITION_DIGITS), 36),
   };
+  // 11 base-36 digits reach past 2^53: such an offset was never assigned (and cannot be stored exactly).
+  return Number.isSafeInteger(decoded.offset) ? decoded : undefined;
 }
 
 /**

@@ -53,12 +53,28 @@ export interface ReadBatch {
   readonly nextSegmentHint: number;
 }
 
-/** Most segments one read fetches (each at least one message; a Query page is also capped at 1 MB). */
-const MAX_SEGMENTS_PER_READ = 25;
+/** Whether segments, read from `from` on, skip an offset. */
+function hasHole(segments: readonly Segment[], from: number): boolean {
+  let expected = from;
+  for (const s of segments) {
+    if (s.base + s.count <= expected) continue;
+    if (s.base > expected) return true;
+    expected = s.base + s.count;
+  }
+  return false;
+}
+
+/** Most segments one read fetches (each holds at least one message; a Query page is also capped at 1 MB). */
+const MAX_SEGMENTS_PER_READ = 16;
 
 /**
  * Reads up to `limit` messages from `from` on. `segmentHint` (base of the segment holding `from`) lets
- * the read be one forward Query that costs almost nothing when the log has nothing new.
+ * the read start with a forward Query that costs almost nothing when the log has nothing new.
+ *
+ * Cost: segments are immutable, so they are read eventually consistent (half price); such a read may
+ * miss the newest segments, which only delays them. A hole in what comes back is never skipped on an
+ * eventually consistent answer: only a strongly consistent read can show that retention removed it.
+ * Segments are fetched one, then two, then four… so a small pull does not pay for a large read.
  */
 export async function readFrom(
   log: LogStore,
@@ -74,21 +90,30 @@ export async function readFrom(
     const holding = await log.segmentAtOrBefore(topicKey, partition, from);
     hint = holding && contains(holding, from) ? holding.base : from;
   }
-  const segments = await log.segmentsFrom(topicKey, partition, hint, Math.min(limit, MAX_SEGMENTS_PER_READ));
   const messages: LogMessage[] = [];
   let next = from;
   let nextSegmentHint = hint;
-  for (const segment of segments) {
-    // Segments below `from` were trimmed or precede it; a base beyond `next` means retention removed the gap.
-    if (segment.base + segment.count <= next) continue;
-    if (segment.base > next) next = segment.base;
-    while (next < segment.base + segment.count && messages.length < limit) {
-      const message = messageAt(segment, next);
-      if (message) messages.push(message);
-      next++;
+  let queryFrom = hint;
+  for (let batchSize = 1; messages.length < limit; batchSize = Math.min(batchSize * 2, MAX_SEGMENTS_PER_READ)) {
+    let segments = await log.segmentsFrom(topicKey, partition, queryFrom, batchSize, false);
+    if (hasHole(segments, next)) {
+      segments = await log.segmentsFrom(topicKey, partition, queryFrom, batchSize, true);
     }
-    nextSegmentHint = next < segment.base + segment.count ? segment.base : next;
-    if (messages.length >= limit) break;
+    let progressed = false;
+    for (const segment of segments) {
+      if (segment.base + segment.count <= next) continue;
+      if (segment.base > next) next = segment.base; // retention removed the hole (confirmed by a consistent read)
+      while (next < segment.base + segment.count && messages.length < limit) {
+        const message = messageAt(segment, next);
+        if (message) messages.push(message);
+        next++;
+      }
+      progressed = true;
+      nextSegmentHint = next < segment.base + segment.count ? segment.base : next;
+      queryFrom = segment.base + 1;
+      if (messages.length >= limit) break;
+    }
+    if (!progressed || segments.length < batchSize) break;
   }
   return { messages, next, nextSegmentHint };
 }

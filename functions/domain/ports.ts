@@ -13,6 +13,8 @@ export interface Topic {
   readonly createdAt: number;
   /** Incarnation of the topic: a deleted and re-created topic gets a new one, so old data and groups stay apart. */
   readonly epoch: string;
+  /** Set while a DELETE is under way: the topic no longer exists for clients and cannot be re-created yet. */
+  readonly deletingSince?: number;
 }
 
 export type GroupMode = 'shared' | 'ordered' | 'broadcast';
@@ -36,6 +38,8 @@ export interface CatalogStore {
   /** Creates the topic unless one exists; returns the stored topic either way. */
   createTopic(topic: Topic): Promise<{ created: boolean; topic: Topic }>;
   listTopics(): Promise<Topic[]>;
+  /** Marks the topic of this epoch as being deleted (idempotent). */
+  markTopicDeleting(topic: Topic, at: number): Promise<void>;
   deleteTopic(name: string): Promise<void>;
   getGroup(topic: string, group: string): Promise<Group | undefined>;
   /** Creates the group unless one exists; returns the stored group either way. */
@@ -81,8 +85,11 @@ export interface LogStore {
   appendSegment(topicKey: string, segment: SegmentWrite, ids: readonly DedupEntry[], idExpiresAt: number): Promise<void>;
   /** The segment holding `offset` (the newest with base <= offset), if any. */
   segmentAtOrBefore(topicKey: string, partition: number, offset: number): Promise<Segment | undefined>;
-  /** Up to `limit` segments with base >= `fromBase`, oldest first. */
-  segmentsFrom(topicKey: string, partition: number, fromBase: number, limit: number): Promise<Segment[]>;
+  /**
+   * Up to `limit` segments with base >= `fromBase`, oldest first. `consistent: false` reads at half
+   * the price; segments never change once written, so such a read can only miss the newest ones.
+   */
+  segmentsFrom(topicKey: string, partition: number, fromBase: number, limit: number, consistent?: boolean): Promise<Segment[]>;
   /** Deletes segments by base offset (retention). */
   deleteSegments(topicKey: string, partition: number, bases: readonly number[]): Promise<void>;
 }
@@ -113,7 +120,11 @@ export interface BroadcastCursor {
 }
 
 export interface GroupStateStore {
-  getProgress(groupKey: string, partition: number): Promise<PartitionProgress | undefined>;
+  /**
+   * `consistent: false` costs half; callers use it only where the conditional write on `version`
+   * catches a stale answer (and then re-read strongly).
+   */
+  getProgress(groupKey: string, partition: number, consistent?: boolean): Promise<PartitionProgress | undefined>;
   listProgress(groupKey: string): Promise<Map<number, PartitionProgress>>;
   /**
    * Writes progress if its stored version is still `next.version - 1` (or absent for version 1),

@@ -4,7 +4,7 @@ import { serverMessageId } from './ids.js';
 import { recordBytes, toRecord, type MessageInput, type StoredRecord } from './messages.js';
 import { partitionForKey, stickyPartition } from './partitioner.js';
 import { IdsTaken, OffsetTaken, topicKeyOf, type DedupEntry, type Stores, type Topic } from './ports.js';
-import { requireTopic } from './topics.js';
+import { requireTopicCached } from './topics.js';
 
 export interface AppendedResult {
   readonly id: string;
@@ -25,12 +25,14 @@ const MAX_APPEND_ATTEMPTS = 200;
 interface Pending {
   readonly index: number;
   readonly partition: number;
+  /** Neither a key nor an explicit partition: the message may go to any partition. */
+  readonly movable: boolean;
   readonly record: StoredRecord;
   readonly bytes: number;
 }
 
 export async function produce(stores: Stores, topicName: string, inputs: readonly MessageInput[]): Promise<AppendedResult[]> {
-  const topic = await requireTopic(stores, topicName);
+  const topic = await requireTopicCached(stores, topicName);
   const topicKey = topicKeyOf(topic);
   const pending = route(topic, inputs);
   const results: (AppendedResult | undefined)[] = new Array(inputs.length);
@@ -62,16 +64,26 @@ export async function produce(stores: Stores, topicName: string, inputs: readonl
   }
 
   const byPartition = new Map<number, Pending[]>();
-  for (const p of toAppend) {
+  // Movable messages are kept apart from keyed ones so a lost race can move them to another partition.
+  const movable = toAppend.filter((p) => p.movable);
+  for (const p of toAppend.filter((m) => !m.movable)) {
     const list = byPartition.get(p.partition) ?? [];
     list.push(p);
     byPartition.set(p.partition, list);
   }
-  await Promise.all(
-    [...byPartition.entries()].map(async ([partition, list]) => {
-      for (const chunk of chunkForSegments(list)) await appendChunk(stores, topic, topicKey, partition, chunk, results);
-    }),
-  );
+  const appends = [...byPartition.entries()].map(async ([partition, list]) => {
+    for (const chunk of chunkForSegments(list)) await appendChunk(stores, topic, topicKey, partition, chunk, results, false);
+  });
+  if (movable.length > 0) {
+    appends.push(
+      (async () => {
+        for (const chunk of chunkForSegments(movable)) {
+          await appendChunk(stores, topic, topicKey, chunk[0]!.partition, chunk, results, true);
+        }
+      })(),
+    );
+  }
+  await Promise.all(appends);
   for (const { index, first } of repeats) {
     const original = results[first]!;
     results[index] = { id: original.id, partition: original.partition, offset: original.offset, duplicate: true };
@@ -92,7 +104,7 @@ function route(topic: Topic, inputs: readonly MessageInput[]): Pending[] {
     }
     const partition =
       input.partition ?? (input.key !== undefined ? partitionForKey(input.key, topic.partitions) : sticky);
-    return { index, partition, record, bytes };
+    return { index, partition, record, bytes, movable: input.partition === undefined && input.key === undefined };
   });
 }
 
@@ -125,10 +137,11 @@ async function appendChunk(
   partition: number,
   chunk: Pending[],
   results: (AppendedResult | undefined)[],
+  movable: boolean,
 ): Promise<void> {
-  const hintKey = `${topicKey}#${partition}`;
   let remaining = chunk;
   for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS && remaining.length > 0; attempt++) {
+    const hintKey = `${topicKey}#${partition}`;
     let base = tailHints.get(hintKey);
     if (base === undefined) {
       const tail = await stores.log.tail(topicKey, partition);
@@ -149,6 +162,8 @@ async function appendChunk(
     } catch (error) {
       if (error instanceof OffsetTaken) {
         tailHints.delete(hintKey);
+        // Someone else is appending here right now: unkeyed messages try the next partition instead.
+        if (movable) partition = (partition + 1) % topic.partitions;
         continue;
       }
       if (error instanceof IdsTaken) {

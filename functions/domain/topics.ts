@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { SluiceError, topicNotFound } from './errors.js';
 import { groupKeyOf, topicKeyOf, type Stores, type Topic } from './ports.js';
+import { sleep } from './time.js';
 
 export interface TopicSettings {
   readonly partitions: number;
@@ -21,6 +22,9 @@ export async function createTopic(
 ): Promise<{ created: boolean; topic: Topic }> {
   const candidate: Topic = { name, ...settings, createdAt: now, epoch: `${now.toString(36)}${randomBytes(3).toString('hex')}` };
   const result = await stores.catalog.createTopic(candidate);
+  if (result.topic.deletingSince !== undefined) {
+    throw new SluiceError('Conflict', `Topic '${name}' is being deleted; create it again in a few seconds.`);
+  }
   if (
     !result.created &&
     (result.topic.partitions !== settings.partitions || result.topic.retentionHours !== settings.retentionHours)
@@ -35,7 +39,24 @@ export async function createTopic(
 
 export async function requireTopic(stores: Stores, name: string): Promise<Topic> {
   const topic = await stores.catalog.getTopic(name);
-  if (!topic) throw topicNotFound(name);
+  if (!topic || topic.deletingSince !== undefined) throw topicNotFound(name);
+  return topic;
+}
+
+/**
+ * How long a warm produce handler trusts a topic it has read, so that a produce costs one write and no
+ * read. DELETE waits this long before it answers (see deleteTopic), so no produce that starts after a
+ * DELETE has answered can land in the deleted topic.
+ */
+export const TOPIC_CACHE_MS = 1000;
+const topicCache = new Map<string, { topic: Topic; until: number }>();
+
+export async function requireTopicCached(stores: Stores, name: string): Promise<Topic> {
+  const now = Date.now();
+  const hit = topicCache.get(name);
+  if (hit && hit.until > now) return hit.topic;
+  const topic = await requireTopic(stores, name);
+  topicCache.set(name, { topic, until: now + TOPIC_CACHE_MS });
   return topic;
 }
 
@@ -57,15 +78,23 @@ export async function describeTopic(stores: Stores, name: string): Promise<{ top
 export const listTopics = (stores: Stores) => stores.catalog.listTopics();
 
 /**
- * Deletes a topic and its groups. Groups go first: a crash half-way leaves the topic in place and a
- * repeated DELETE finishes the job. Log segments are left to DynamoDB TTL: the next topic of the same
- * name has a new epoch and never sees them.
+ * Deletes a topic and its groups:
+ * 1. mark the topic as being deleted: from now on it is gone for every fresh read, and cannot be re-created;
+ * 2. delete its groups and their state;
+ * 3. wait until produce handlers' cached copies (TOPIC_CACHE_MS) have expired, then remove the topic.
+ * A crash at any step leaves the mark in place, and a repeated DELETE finishes the job. Log segments
+ * stay for the retention trimmer; a new topic of the same name has a new epoch and never sees them.
  */
-export async function deleteTopic(stores: Stores, name: string): Promise<void> {
-  const topic = await requireTopic(stores, name);
+export async function deleteTopic(stores: Stores, name: string, now = Date.now()): Promise<void> {
+  const topic = await stores.catalog.getTopic(name);
+  if (!topic) throw topicNotFound(name);
+  await stores.catalog.markTopicDeleting(topic, now);
+  const since = topic.deletingSince ?? now;
   for (const group of await stores.catalog.listGroups(name)) {
     await stores.groupState.deleteGroupState(groupKeyOf(topic, group.name));
     await stores.catalog.deleteGroup(name, group.name);
   }
+  const wait = since + TOPIC_CACHE_MS - Date.now();
+  if (wait > 0) await sleep(wait);
   await stores.catalog.deleteTopic(name);
 }

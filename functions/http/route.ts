@@ -46,7 +46,8 @@ function readBody(event: APIGatewayProxyEventV2): unknown {
 
 function parse<T>(schema: z.ZodType<T> | undefined, value: unknown, where: string): T {
   if (!schema) return undefined as T;
-  const result = schema.safeParse(value ?? (where === 'body' ? {} : value));
+  // An absent body means "all defaults"; a JSON null is not an object and is refused like any other.
+  const result = schema.safeParse(value === undefined && where === 'body' ? {} : value);
   if (!result.success) throw result.error;
   return result.data;
 }

@@ -20,7 +20,7 @@ export default async function setup(project: TestProject) {
   let endpoint = process.env.AWS_ENDPOINT_URL;
   if (!endpoint) {
     ensureEmulatorInstalled((line) => console.log(line));
-    emulator = await startEmulator(await freePort(), { quiet: true });
+    emulator = await startEmulator(await freePort());
     endpoint = emulator.endpoint;
   }
   const prefix = `t${Date.now().toString(36)}`;

@@ -19,6 +19,10 @@ describe('message ids', () => {
   it('producer ids do not decode as server ids', () => {
     expect(parseServerMessageId('order-17')).toBeUndefined();
   });
+
+  it('an id whose offset is beyond 2^53 is not a server id', () => {
+    expect(parseServerMessageId('00000000000zzzzzzzzzzz')).toBeUndefined();
+  });
 });
 
 describe('receipts', () => {

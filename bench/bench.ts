@@ -1,0 +1,135 @@
+/**
+ * `npm run bench`: throughput and request units of the full HTTP path on the local runtime, side by
+ * side with raw PutItem of the same bytes against the same emulator, in one run.
+ *
+ * Request units are computed from item sizes by DynamoDB's rounding rules (functions/adapters/metering.ts),
+ * because moto reports a flat 1 unit per call. Throughput on moto measures our overhead relative to the
+ * emulator, not DynamoDB's speed.
+ */
+import { randomBytes } from 'node:crypto';
+import { cpus, totalmem } from 'node:os';
+import { DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { readMeter, startMetering } from '../functions/adapters/metering.js';
+import { MOTO_VERSION } from '../local/emulator.js';
+import { startLocalRuntime } from '../local/runtime.js';
+
+const BODY_BYTES = 200;
+const CONCURRENCY = 4;
+const BATCHES = [1, 10, 100];
+const MESSAGES: Record<number, number> = { 1: 400, 10: 2000, 100: 6000 };
+
+const body = () => randomBytes(BODY_BYTES / 2).toString('hex');
+
+async function post(url: string, payload: unknown) {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) });
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
+  return res.json() as Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+async function put(url: string, payload: unknown) {
+  const res = await fetch(url, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) });
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
+}
+
+/** Runs `requests` calls of `work` with CONCURRENCY in flight; returns seconds taken. */
+async function timed(requests: number, work: (i: number) => Promise<void>) {
+  let next = 0;
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < requests) await work(next++);
+    }),
+  );
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+interface Row {
+  batch: number;
+  produceRate: number;
+  produceWru: number;
+  produceRru: number;
+  rawRate: number;
+  consumeRate: number;
+  consumeRru: number;
+  consumeWru: number;
+}
+
+async function main() {
+  const runtime = await startLocalRuntime({ apiPort: 0, tablePrefix: `bench${Date.now().toString(36)}`, log: () => undefined });
+  const api = runtime.apiUrl;
+  const raw = new DynamoDBClient({});
+  const logTable = process.env.LOG_TABLE!;
+  const rows: Row[] = [];
+  try {
+    for (const batch of BATCHES) {
+      const total = MESSAGES[batch]!;
+      const requests = total / batch;
+      const topic = `bench-${batch}-${randomBytes(3).toString('hex')}`;
+      await put(`${api}/v1/topics/${topic}`, { partitions: CONCURRENCY });
+      await put(`${api}/v1/topics/${topic}/groups/g`, { startFrom: 'earliest' });
+      const payloads = Array.from({ length: requests }, () => ({
+        messages: Array.from({ length: batch }, () => ({ body: body() })),
+      }));
+
+      // Raw PutItem: the same bytes, one item per request, same concurrency, same emulator.
+      const rawSeconds = await timed(requests, async (i) => {
+        await raw.send(
+          new PutItemCommand({
+            TableName: logTable,
+            Item: { pk: { S: `raw-${topic}#${i % CONCURRENCY}` }, sk: { N: String(i) }, m: { S: JSON.stringify(payloads[i]!.messages) } },
+          }),
+        );
+      });
+
+      startMetering();
+      const produceSeconds = await timed(requests, async (i) => {
+        await post(`${api}/v1/topics/${topic}/messages`, payloads[i]);
+      });
+      const produced = readMeter();
+
+      startMetering();
+      let consumed = 0;
+      const consumeStarted = process.hrtime.bigint();
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          while (consumed < total) {
+            const { messages } = await post(`${api}/v1/topics/${topic}/groups/g/pull`, { max: Math.min(batch, 100), waitSeconds: 1 });
+            if (messages.length === 0) continue;
+            consumed += messages.length;
+            await post(`${api}/v1/topics/${topic}/groups/g/ack`, { receipts: messages.map((m: { receipt: string }) => m.receipt) });
+          }
+        }),
+      );
+      const consumeSeconds = Number(process.hrtime.bigint() - consumeStarted) / 1e9;
+      const consumedMeter = readMeter();
+      if (process.env.BENCH_DETAIL) console.log(batch, 'produce', produced.byCommand, 'consume', consumedMeter.byCommand);
+      rows.push({
+        batch,
+        produceRate: total / produceSeconds,
+        produceWru: produced.writeUnits / total,
+        produceRru: produced.readUnits / total,
+        rawRate: total / rawSeconds,
+        consumeRate: total / consumeSeconds,
+        consumeRru: consumedMeter.readUnits / total,
+        consumeWru: consumedMeter.writeUnits / total,
+      });
+    }
+  } finally {
+    await runtime.stop();
+  }
+
+  const f = (n: number, d = 0) => n.toFixed(d);
+  console.log(`\nSluice bench — ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, emulator moto ${MOTO_VERSION} (server mode, loopback)`);
+  console.log(`${BODY_BYTES}-byte bodies, ${CONCURRENCY} concurrent clients, request units computed from item sizes (DynamoDB rounding rules)\n`);
+  console.log('| batch | produce msg/s (HTTP) | raw PutItem msg/s (same bytes) | HTTP / raw | produce WRU/msg | produce RRU/msg | consume msg/s (pull+ack) | consume RRU/msg | consume WRU/msg |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows) {
+    console.log(
+      `| ${r.batch} | ${f(r.produceRate)} | ${f(r.rawRate)} | ${f((r.produceRate / r.rawRate) * 100)}% | ${f(r.produceWru, 3)} | ${f(r.produceRru, 3)} | ${f(r.consumeRate)} | ${f(r.consumeRru, 3)} | ${f(r.consumeWru, 3)} |`,
+    );
+  }
+  const at100 = rows.find((r) => r.batch === 100)!;
+  console.log(`\nTargets (DESIGN.md) at batch 100: produce ≤ 0.3 WRU/msg → ${f(at100.produceWru, 3)}; consume ≤ 0.1 RRU/msg → ${f(at100.consumeRru, 3)}; HTTP/raw ≥ 50% → ${f((at100.produceRate / at100.rawRate) * 100)}%`);
+}
+
+await main();

@@ -11,7 +11,9 @@ export const MOTO_VERSION = '5.2.5';
 const PROJECT_ROOT = resolve(import.meta.dirname, '..');
 const VENV = join(PROJECT_ROOT, '.venv');
 const MARKER = join(VENV, `.moto-${MOTO_VERSION}-installed`);
-const MOTO_SERVER = join(VENV, 'bin', 'moto_server');
+const VENV_PYTHON = join(VENV, 'bin', 'python');
+/** Our launcher: moto's app with DynamoDB requests serialized (see the file for why). */
+const LAUNCHER = join(PROJECT_ROOT, 'local', 'moto_server.py');
 
 function run(command: string, args: string[]) {
   const result = spawnSync(command, args, { stdio: ['ignore', 'inherit', 'inherit'] });
@@ -20,7 +22,7 @@ function run(command: string, args: string[]) {
 
 /** Installs moto into .venv unless this exact version is there already. Idempotent. */
 export function ensureEmulatorInstalled(log: (line: string) => void = console.log) {
-  if (existsSync(MARKER) && existsSync(MOTO_SERVER)) return;
+  if (existsSync(MARKER) && existsSync(VENV_PYTHON)) return;
   const python = process.env.PYTHON ?? 'python3';
   log(`[sluice] First run: installing the AWS emulator (moto[server]==${MOTO_VERSION}) into ${VENV} — this takes a minute, once.`);
   if (!existsSync(join(VENV, 'bin', 'python'))) run(python, ['-m', 'venv', VENV]);
@@ -49,13 +51,13 @@ export interface RunningEmulator {
 export const EMULATOR_LOG_DIR = join(PROJECT_ROOT, '.sluice');
 
 /**
- * Starts moto_server on 127.0.0.1 and waits until it answers. Its request log goes to a file: moto
+ * Starts moto's server (through local/moto_server.py) on 127.0.0.1 and waits until it answers. Its request log goes to a file: moto
  * writes a line per request, and an unread pipe fills up and stalls the emulator.
  */
 export async function startEmulator(port: number): Promise<RunningEmulator> {
   mkdirSync(EMULATOR_LOG_DIR, { recursive: true });
   const logFd = openSync(join(EMULATOR_LOG_DIR, `emulator-${port}.log`), 'w');
-  const child: ChildProcess = spawn(MOTO_SERVER, ['-H', '127.0.0.1', '-p', String(port)], {
+  const child: ChildProcess = spawn(VENV_PYTHON, [LAUNCHER, '-H', '127.0.0.1', '-p', String(port)], {
     stdio: ['ignore', logFd, logFd],
   });
   let exited = false;

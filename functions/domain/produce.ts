@@ -19,6 +19,44 @@ export interface AppendedResult {
  */
 const tailHints = new Map<string, number>();
 
+/**
+ * Appends under way in this process, per partition. Concurrent requests of one process (the local
+ * runtime, or a Lambda with several in flight) queue per partition instead of racing each other for
+ * the same tail, and movable messages pick a partition nobody here is appending to.
+ */
+const appendQueues = new Map<string, Promise<unknown>>();
+
+let queueAppends = true;
+
+/** For tests: let this process's appends race like separate Lambda instances' do. */
+export function raceAppendsLikeSeparateProcesses(race: boolean) {
+  queueAppends = !race;
+}
+
+async function serialized<T>(key: string, work: () => Promise<T>): Promise<T> {
+  if (!queueAppends) return work();
+  const previous = appendQueues.get(key) ?? Promise.resolve();
+  const run = previous.then(work, work);
+  const settled = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  appendQueues.set(key, settled);
+  try {
+    return await run;
+  } finally {
+    if (appendQueues.get(key) === settled) appendQueues.delete(key);
+  }
+}
+
+function idlePartition(topicKey: string, preferred: number, partitions: number): number {
+  for (let i = 0; i < partitions; i++) {
+    const p = (preferred + i) % partitions;
+    if (!appendQueues.has(`${topicKey}#${p}`)) return p;
+  }
+  return preferred;
+}
+
 /** Appends a lost race may retry before the request answers 429 (20+ writers on one partition still finish). */
 const MAX_APPEND_ATTEMPTS = 200;
 
@@ -141,53 +179,73 @@ async function appendChunk(
 ): Promise<void> {
   let remaining = chunk;
   for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS && remaining.length > 0; attempt++) {
+    if (movable) partition = idlePartition(topicKey, partition, topic.partitions);
     const hintKey = `${topicKey}#${partition}`;
-    let base = tailHints.get(hintKey);
-    if (base === undefined) {
-      const tail = await stores.log.tail(topicKey, partition);
-      base = tail ? tail.base + tail.count : 0;
+    const outcome = await serialized(hintKey, () => tryAppend(stores, topic, topicKey, partition, remaining, results));
+    if (outcome === 'appended') return;
+    if (outcome === 'offset-taken') {
+      // Someone else is appending here right now: unkeyed messages try the next partition instead.
+      if (movable) partition = (partition + 1) % topic.partitions;
+      continue;
     }
-    const producedAt = Date.now();
-    const ids: DedupEntry[] = [];
-    remaining.forEach((p, i) => {
-      if (p.record.i !== undefined) ids.push({ id: p.record.i, partition, offset: base + i });
-    });
-    try {
-      await stores.log.appendSegment(
-        topicKey,
-        { partition, base, producedAt, records: remaining.map((p) => p.record) },
-        ids,
-        Math.floor(producedAt / 1000) + Math.max(LIMITS.dedupWindowSeconds, topic.retentionHours * 3600),
-      );
-    } catch (error) {
-      if (error instanceof OffsetTaken) {
-        tailHints.delete(hintKey);
-        // Someone else is appending here right now: unkeyed messages try the next partition instead.
-        if (movable) partition = (partition + 1) % topic.partitions;
-        continue;
-      }
-      if (error instanceof IdsTaken) {
-        // Another request appended some of these ids meanwhile: answer with its offsets, append the rest.
-        const found = await stores.dedup.getMany(topicKey, error.ids);
-        remaining = remaining.filter((p) => {
-          const seen = p.record.i !== undefined ? found.get(p.record.i) : undefined;
-          if (seen) results[p.index] = { id: seen.id, partition: seen.partition, offset: seen.offset, duplicate: true };
-          return !seen;
-        });
-        continue;
-      }
-      throw error;
-    }
-    tailHints.set(hintKey, base + remaining.length);
-    remaining.forEach((p, i) => {
-      const offset = base + i;
-      results[p.index] = { id: p.record.i ?? serverMessageId(producedAt, partition, offset), partition, offset };
-    });
-    return;
+    remaining = outcome.remaining;
   }
   if (remaining.length > 0) {
     throw new SluiceError('Throttled', `Partition ${partition} of '${topic.name}' is contended; retry the request.`);
   }
+}
+
+/** One conditional append of `remaining` at the partition's tail. */
+async function tryAppend(
+  stores: Stores,
+  topic: Topic,
+  topicKey: string,
+  partition: number,
+  remaining: Pending[],
+  results: (AppendedResult | undefined)[],
+): Promise<'appended' | 'offset-taken' | { remaining: Pending[] }> {
+  const hintKey = `${topicKey}#${partition}`;
+  let base = tailHints.get(hintKey);
+  if (base === undefined) {
+    const tail = await stores.log.tail(topicKey, partition);
+    base = tail ? tail.base + tail.count : 0;
+  }
+  const producedAt = Date.now();
+  const ids: DedupEntry[] = [];
+  remaining.forEach((p, i) => {
+    if (p.record.i !== undefined) ids.push({ id: p.record.i, partition, offset: base + i });
+  });
+  try {
+    await stores.log.appendSegment(
+      topicKey,
+      { partition, base, producedAt, records: remaining.map((p) => p.record) },
+      ids,
+      Math.floor(producedAt / 1000) + Math.max(LIMITS.dedupWindowSeconds, topic.retentionHours * 3600),
+    );
+  } catch (error) {
+    if (error instanceof OffsetTaken) {
+      tailHints.delete(hintKey);
+      return 'offset-taken';
+    }
+    if (error instanceof IdsTaken) {
+      // Another request appended some of these ids meanwhile: answer with its offsets, append the rest.
+      const found = await stores.dedup.getMany(topicKey, error.ids);
+      return {
+        remaining: remaining.filter((p) => {
+          const seen = p.record.i !== undefined ? found.get(p.record.i) : undefined;
+          if (seen) results[p.index] = { id: seen.id, partition: seen.partition, offset: seen.offset, duplicate: true };
+          return !seen;
+        }),
+      };
+    }
+    throw error;
+  }
+  tailHints.set(hintKey, base + remaining.length);
+  remaining.forEach((p, i) => {
+    const offset = base + i;
+    results[p.index] = { id: p.record.i ?? serverMessageId(producedAt, partition, offset), partition, offset };
+  });
+  return 'appended';
 }
 
 /** For tests: forget the tail hints, as a cold Lambda would. */

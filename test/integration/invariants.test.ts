@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { clearFault, faultFired, injectFault } from '../../functions/adapters/faults.js';
-import { forgetTailHints } from '../../functions/domain/produce.js';
+import { forgetTailHints, raceAppendsLikeSeparateProcesses } from '../../functions/domain/produce.js';
 import { ack, produce, pullAll, sleep, topicWithGroup, useApi, type Api } from '../support/api.js';
 
 async function readPartition(api: Api, topic: string, partition: number) {
@@ -26,10 +26,33 @@ function expectGapFree(messages: Array<{ offset: number }>) {
 
 describe('invariants', () => {
   const api = useApi();
-  afterEach(() => clearFault());
+  afterEach(() => {
+    clearFault();
+    raceAppendsLikeSeparateProcesses(false);
+  });
+
+  it('50 appends racing for the same offset: exactly one wins (the storage guarantee the log rests on)', async () => {
+    const { topic } = await topicWithGroup(api, { partitions: 1 });
+    const { dynamoStores } = await import('../../functions/adapters/stores.js');
+    const { loadConfig } = await import('../../functions/config.js');
+    const stores = dynamoStores(loadConfig());
+    const topicRecord = (await stores.catalog.getTopic(topic))!;
+    const key = `${topicRecord.name}@${topicRecord.epoch}`;
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 50 }, (_, i) =>
+        stores.log.appendSegment(key, { partition: 0, base: 0, producedAt: Date.now(), records: [{ b: `writer-${i}` }] }, [], 0),
+      ),
+    );
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+    expect(outcomes.filter((o) => o.status === 'rejected').every((o) => (o as PromiseRejectedResult).reason.message === 'offset already written')).toBe(true);
+    const stored = await readPartition(api, topic, 0);
+    expect(stored).toHaveLength(1);
+  });
 
   it('20 concurrent producers on one partition get offsets 0..n-1: no gap, no duplicate, each body where its offset says', async () => {
     const { topic } = await topicWithGroup(api, { partitions: 1 });
+    // Each request behaves as its own Lambda instance: no in-process queueing, so they really race.
+    raceAppendsLikeSeparateProcesses(true);
     const producers = 20;
     const requestsEach = 5;
     const batch = 3;

@@ -1,30 +1,132 @@
 /**
- * Every HTTP route of the API, declared once: the local runtime serves these and the CDK stack
- * (next issue) creates one function and one API Gateway route per entry from the same list.
- * `handler` is the module under functions/handlers/ that exports `handler`.
+ * Every HTTP route of the API and every other function, declared once. The local runtime serves the
+ * routes; the CDK stack creates one function per entry, one API Gateway route per route, and grants
+ * each function exactly the DynamoDB actions listed in its `access` (the actions its code calls;
+ * TransactWriteItems is authorized per item as PutItem / DeleteItem, BatchGet/BatchWrite as themselves).
  */
-export interface RouteSpec {
-  readonly method: 'GET' | 'PUT' | 'POST' | 'DELETE';
-  readonly path: string;
+import type { TableId } from './tables.js';
+
+export type DynamoAction =
+  | 'GetItem'
+  | 'PutItem'
+  | 'UpdateItem'
+  | 'DeleteItem'
+  | 'Query'
+  | 'Scan'
+  | 'BatchGetItem'
+  | 'BatchWriteItem';
+
+export type TableAccess = Partial<Record<TableId, readonly DynamoAction[]>>;
+
+export interface FunctionSpec {
   readonly handler: string;
+  readonly access: TableAccess;
+  /** Seconds. API Gateway HTTP APIs wait 30 s at most for an integration. */
+  readonly timeoutSeconds?: number;
 }
 
+export interface RouteSpec extends FunctionSpec {
+  readonly method: 'GET' | 'PUT' | 'POST' | 'DELETE';
+  readonly path: string;
+}
+
+const readCatalog = ['GetItem'] as const;
+const readLog = ['Query'] as const;
+
 export const ROUTES = [
-  { method: 'PUT', path: '/v1/topics/{topic}', handler: 'putTopic' },
-  { method: 'GET', path: '/v1/topics', handler: 'listTopics' },
-  { method: 'GET', path: '/v1/topics/{topic}', handler: 'getTopic' },
-  { method: 'DELETE', path: '/v1/topics/{topic}', handler: 'deleteTopic' },
-  { method: 'POST', path: '/v1/topics/{topic}/messages', handler: 'produce' },
-  { method: 'GET', path: '/v1/topics/{topic}/messages/{id}', handler: 'getMessage' },
-  { method: 'GET', path: '/v1/topics/{topic}/partitions/{partition}/messages', handler: 'browsePartition' },
-  { method: 'PUT', path: '/v1/topics/{topic}/groups/{group}', handler: 'putGroup' },
-  { method: 'GET', path: '/v1/topics/{topic}/groups/{group}', handler: 'getGroup' },
-  { method: 'POST', path: '/v1/topics/{topic}/groups/{group}/pull', handler: 'pull' },
-  { method: 'POST', path: '/v1/topics/{topic}/groups/{group}/ack', handler: 'ack' },
-  { method: 'POST', path: '/v1/topics/{topic}/groups/{group}/nack', handler: 'nack' },
-  { method: 'GET', path: '/v1/topics/{topic}/groups/{group}/dead-letters', handler: 'listDeadLetters' },
-  { method: 'POST', path: '/v1/topics/{topic}/groups/{group}/dead-letters/redrive', handler: 'redriveDeadLetters' },
-  { method: 'POST', path: '/v1/topics/{topic}/groups/{group}/reset', handler: 'resetGroup' },
+  { method: 'PUT', path: '/v1/topics/{topic}', handler: 'putTopic', access: { Catalog: ['GetItem', 'PutItem'] } },
+  { method: 'GET', path: '/v1/topics', handler: 'listTopics', access: { Catalog: ['Scan'] } },
+  { method: 'GET', path: '/v1/topics/{topic}', handler: 'getTopic', access: { Catalog: readCatalog, Log: readLog } },
+  {
+    method: 'DELETE',
+    path: '/v1/topics/{topic}',
+    handler: 'deleteTopic',
+    access: { Catalog: ['GetItem', 'UpdateItem', 'Query', 'DeleteItem'], GroupState: ['Query', 'BatchWriteItem'] },
+  },
+  {
+    method: 'POST',
+    path: '/v1/topics/{topic}/messages',
+    handler: 'produce',
+    access: { Catalog: readCatalog, Log: ['Query', 'PutItem'], Dedup: ['BatchGetItem', 'PutItem'] },
+  },
+  {
+    method: 'GET',
+    path: '/v1/topics/{topic}/messages/{id}',
+    handler: 'getMessage',
+    access: { Catalog: readCatalog, Log: readLog, Dedup: ['BatchGetItem'] },
+  },
+  {
+    method: 'GET',
+    path: '/v1/topics/{topic}/partitions/{partition}/messages',
+    handler: 'browsePartition',
+    access: { Catalog: readCatalog, Log: readLog },
+  },
+  {
+    method: 'PUT',
+    path: '/v1/topics/{topic}/groups/{group}',
+    handler: 'putGroup',
+    access: { Catalog: ['GetItem', 'PutItem', 'DeleteItem'], Log: readLog },
+  },
+  {
+    method: 'GET',
+    path: '/v1/topics/{topic}/groups/{group}',
+    handler: 'getGroup',
+    access: { Catalog: readCatalog, Log: readLog, GroupState: ['Query'] },
+  },
+  {
+    method: 'POST',
+    path: '/v1/topics/{topic}/groups/{group}/pull',
+    handler: 'pull',
+    access: { Catalog: readCatalog, Log: readLog, GroupState: ['GetItem', 'PutItem'] },
+    // Long polls wait up to 20 s.
+    timeoutSeconds: 29,
+  },
+  {
+    method: 'POST',
+    path: '/v1/topics/{topic}/groups/{group}/ack',
+    handler: 'ack',
+    access: { Catalog: readCatalog, GroupState: ['GetItem', 'PutItem'] },
+  },
+  {
+    method: 'POST',
+    path: '/v1/topics/{topic}/groups/{group}/nack',
+    handler: 'nack',
+    access: { Catalog: readCatalog, GroupState: ['GetItem', 'PutItem'] },
+  },
+  {
+    method: 'GET',
+    path: '/v1/topics/{topic}/groups/{group}/dead-letters',
+    handler: 'listDeadLetters',
+    access: { Catalog: readCatalog, GroupState: ['Query'] },
+  },
+  {
+    method: 'POST',
+    path: '/v1/topics/{topic}/groups/{group}/dead-letters/redrive',
+    handler: 'redriveDeadLetters',
+    access: { Catalog: readCatalog, GroupState: ['Query', 'GetItem', 'PutItem', 'DeleteItem'] },
+  },
+  {
+    method: 'POST',
+    path: '/v1/topics/{topic}/groups/{group}/reset',
+    handler: 'resetGroup',
+    access: { Catalog: ['GetItem', 'PutItem'], Log: readLog, GroupState: ['GetItem', 'PutItem', 'Query'] },
+  },
 ] as const satisfies readonly RouteSpec[];
 
 export type HandlerName = (typeof ROUTES)[number]['handler'];
+
+/** Functions that are not API routes. */
+export const RETENTION_FUNCTION = {
+  handler: 'trimRetention',
+  access: { Catalog: ['Scan', 'GetItem'], Log: ['Query', 'BatchWriteItem'] },
+  timeoutSeconds: 300,
+} as const satisfies FunctionSpec;
+
+/** Every 5 minutes the retention pass deletes segments past their topic's retention. */
+export const RETENTION_SCHEDULE_MINUTES = 5;
+
+export const API_KEY_AUTHORIZER = {
+  handler: 'apiKeyAuthorizer',
+  access: { ApiKeys: ['GetItem'] },
+  timeoutSeconds: 5,
+} as const satisfies FunctionSpec;

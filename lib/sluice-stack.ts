@@ -1,30 +1,59 @@
-import { RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
-import { AttributeType, Billing, StreamViewType, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { CfnOutput, Duration, Stack, Validations, type StackProps } from 'aws-cdk-lib';
+import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import { TABLES, type TableSpec } from './tables.js';
+import { BrokerAlarms } from './constructs/alarms.js';
+import { BrokerApi } from './constructs/api.js';
+import { BrokerFunction } from './constructs/brokerFunction.js';
+import { Storage } from './constructs/storage.js';
+import { RETENTION_FUNCTION, RETENTION_SCHEDULE_MINUTES } from './routes.js';
+import type { StackConfig } from './stackConfig.js';
+import { TABLES } from './tables.js';
 
-/**
- * The Sluice stack. This foundation declares the tables from lib/tables.ts (the same list the local
- * runtime creates); functions, the HTTP API, auth and alarms are the CDK-stack issue's work.
- */
+export interface SluiceStackProps extends StackProps {
+  readonly config: StackConfig;
+}
+
+/** The whole broker: tables, one function per route behind an authenticated HTTP API, the retention schedule, alarms. */
 export class SluiceStack extends Stack {
-  readonly tables: Record<string, TableV2> = {};
+  readonly storage: Storage;
+  readonly api: BrokerApi;
+  readonly alarms: BrokerAlarms;
 
-  constructor(scope: Construct, id: string, props?: StackProps) {
+  constructor(scope: Construct, id: string, props: SluiceStackProps) {
     super(scope, id, props);
-    for (const spec of TABLES as readonly TableSpec[]) {
-      this.tables[spec.id] = new TableV2(this, spec.id, {
-        partitionKey: { name: spec.partitionKey.name, type: AttributeType[spec.partitionKey.type === 'S' ? 'STRING' : 'NUMBER'] },
-        ...(spec.sortKey
-          ? { sortKey: { name: spec.sortKey.name, type: AttributeType[spec.sortKey.type === 'S' ? 'STRING' : 'NUMBER'] } }
-          : {}),
-        billing: Billing.onDemand(),
-        encryption: TableEncryptionV2.awsManagedKey(),
-        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-        ...(spec.ttlAttribute ? { timeToLiveAttribute: spec.ttlAttribute } : {}),
-        ...(spec.stream ? { dynamoStream: StreamViewType.NEW_IMAGE } : {}),
-        removalPolicy: RemovalPolicy.RETAIN,
-      });
+    const { config } = props;
+    const logRetention = config.logRetentionDays as RetentionDays;
+    this.storage = new Storage(this, 'Storage', config);
+    const environment = this.storage.environment();
+    this.api = new BrokerApi(this, 'Api', { auth: config.auth, tables: this.storage.tables, environment, logRetention });
+
+    const retention = new BrokerFunction(this, 'Retention', {
+      spec: RETENTION_FUNCTION,
+      tables: this.storage.tables,
+      environment,
+      logRetention,
+    }).fn;
+    new Rule(this, 'RetentionSchedule', {
+      description: 'Deletes log segments past their topic retention',
+      schedule: Schedule.rate(Duration.minutes(RETENTION_SCHEDULE_MINUTES)),
+      targets: [new LambdaFunction(retention, { retryAttempts: 2 })],
+    });
+
+    this.alarms = new BrokerAlarms(this, 'Alarms', {
+      functions: { ...this.api.functions, [RETENTION_FUNCTION.handler]: retention },
+      tables: this.storage.tables,
+      ...(config.alarmEmail ? { alarmEmail: config.alarmEmail } : {}),
+    });
+
+    for (const spec of TABLES) {
+      new CfnOutput(this, `${spec.id}TableName`, { value: this.storage.tables[spec.id].tableName, description: spec.purpose });
     }
+
+    Validations.of(this).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-L1',
+      reason: 'Node.js 22 is the runtime Sluice targets and tests (the project brief fixes it); a newer runtime is a deliberate upgrade.',
+    });
   }
 }

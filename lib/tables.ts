@@ -49,6 +49,12 @@ export const TABLES = [
     ttlAttribute: 'exp',
     purpose: 'Producer-supplied message ids -> (partition, offset), for de-duplication and lookup.',
   },
+  {
+    id: 'ApiKeys',
+    envVar: 'API_KEYS_TABLE',
+    partitionKey: { name: 'pk', type: 'S' },
+    purpose: 'API keys, by SHA-256 hash of the key (the key itself is never stored); used when the stack is deployed with auth=apiKey.',
+  },
 ] as const satisfies readonly TableSpec[];
 
 export type TableId = (typeof TABLES)[number]['id'];

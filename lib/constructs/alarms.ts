@@ -1,0 +1,61 @@
+import { Duration } from 'aws-cdk-lib';
+import { Alarm, ComparisonOperator, Metric, TreatMissingData, type IAlarmAction } from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { Alias } from 'aws-cdk-lib/aws-kms';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Construct } from 'constructs';
+
+export interface BrokerAlarmsProps {
+  readonly functions: Record<string, IFunction>;
+  readonly tables: Record<string, TableV2>;
+  readonly alarmEmail?: string;
+}
+
+/** Alarms on function errors and throttles and on DynamoDB throttling, sent to an SNS topic when an email is given. */
+export class BrokerAlarms extends Construct {
+  readonly alarms: Alarm[] = [];
+  readonly topic?: Topic;
+
+  constructor(scope: Construct, id: string, props: BrokerAlarmsProps) {
+    super(scope, id);
+    let action: IAlarmAction | undefined;
+    if (props.alarmEmail) {
+      this.topic = new Topic(this, 'AlarmTopic', {
+        displayName: 'Sluice alarms',
+        enforceSSL: true,
+        masterKey: Alias.fromAliasName(this, 'SnsKey', 'alias/aws/sns'),
+      });
+      this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
+      action = new SnsAction(this.topic);
+    }
+    const add = (name: string, metric: Metric, description: string) => {
+      const alarm = new Alarm(this, name, {
+        metric,
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+        alarmDescription: description,
+      });
+      if (action) alarm.addAlarmAction(action);
+      this.alarms.push(alarm);
+    };
+    const period = Duration.minutes(5);
+    for (const [name, fn] of Object.entries(props.functions)) {
+      add(`${name}Errors`, fn.metricErrors({ period, statistic: 'Sum' }), `Sluice ${name}: the function failed (5 min).`);
+      add(`${name}Throttles`, fn.metricThrottles({ period, statistic: 'Sum' }), `Sluice ${name}: Lambda throttled invocations (5 min).`);
+    }
+    for (const [name, table] of Object.entries(props.tables)) {
+      for (const metricName of ['ReadThrottleEvents', 'WriteThrottleEvents']) {
+        add(
+          `${name}${metricName}`,
+          new Metric({ namespace: 'AWS/DynamoDB', metricName, dimensionsMap: { TableName: table.tableName }, period, statistic: 'Sum' }),
+          `Sluice table ${name}: DynamoDB throttled requests (${metricName}, 5 min).`,
+        );
+      }
+    }
+  }
+}

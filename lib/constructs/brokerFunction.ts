@@ -1,0 +1,70 @@
+import { Duration } from 'aws-cdk-lib';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { Construct } from 'constructs';
+import { fileURLToPath } from 'node:url';
+import type { FunctionSpec } from '../routes.js';
+import type { TableId } from '../tables.js';
+
+const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface BrokerFunctionProps {
+  readonly spec: FunctionSpec;
+  readonly tables: Record<TableId, TableV2>;
+  readonly environment: Record<string, string>;
+  readonly logRetention: RetentionDays;
+}
+
+/**
+ * One handler of functions/handlers/ as a Lambda function: esbuild bundle (ESM, AWS SDK left to the
+ * runtime), Node.js 22 on arm64, its own log group, and a role of its own that may write to that log
+ * group and use only the DynamoDB actions its spec lists, on only those tables. No managed policy:
+ * AWSLambdaBasicExecutionRole would allow writing to every log group ("Resource": "*").
+ */
+export class BrokerFunction extends Construct {
+  readonly fn: NodejsFunction;
+
+  constructor(scope: Construct, id: string, props: BrokerFunctionProps) {
+    super(scope, id);
+    const logGroup = new LogGroup(this, 'Logs', { retention: props.logRetention });
+    const role = new Role(this, 'Role', { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+    logGroup.grantWrite(role);
+    this.fn = new NodejsFunction(this, 'Function', {
+      entry: `${PROJECT_ROOT}functions/handlers/${props.spec.handler}.ts`,
+      handler: 'handler',
+      projectRoot: PROJECT_ROOT,
+      depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
+      runtime: Runtime.NODEJS_22_X,
+      architecture: Architecture.ARM_64,
+      memorySize: 512,
+      timeout: Duration.seconds(props.spec.timeoutSeconds ?? 10),
+      role,
+      logGroup,
+      environment: {
+        ...props.environment,
+        POWERTOOLS_SERVICE_NAME: 'sluice',
+        SLUICE_HANDLER: props.spec.handler,
+        NODE_OPTIONS: '--enable-source-maps',
+      },
+      bundling: {
+        format: OutputFormat.ESM,
+        target: 'node22',
+        minify: true,
+        sourceMap: true,
+        externalModules: ['@aws-sdk/*'],
+        mainFields: ['module', 'main'],
+        // ESM bundles still meet CommonJS dependencies that call require().
+        banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
+      },
+    });
+    for (const [tableId, actions] of Object.entries(props.spec.access)) {
+      const table = props.tables[tableId as TableId];
+      this.fn.addToRolePolicy(
+        new PolicyStatement({ actions: actions.map((a) => `dynamodb:${a}`), resources: [table.tableArn] }),
+      );
+    }
+  }
+}

@@ -19,7 +19,7 @@ export interface SluiceStackProps extends StackProps {
 export class SluiceStack extends Stack {
   readonly storage: Storage;
   readonly api: BrokerApi;
-  readonly alarms: BrokerAlarms;
+  readonly alarms?: BrokerAlarms;
 
   constructor(scope: Construct, id: string, props: SluiceStackProps) {
     super(scope, id, props);
@@ -41,11 +41,13 @@ export class SluiceStack extends Stack {
       targets: [new LambdaFunction(retention, { retryAttempts: 2 })],
     });
 
-    this.alarms = new BrokerAlarms(this, 'Alarms', {
-      functions: { ...this.api.functions, [RETENTION_FUNCTION.handler]: retention },
-      tables: this.storage.tables,
-      ...(config.alarmEmail ? { alarmEmail: config.alarmEmail } : {}),
-    });
+    if (config.alarms) {
+      this.alarms = new BrokerAlarms(this, 'Alarms', {
+        functions: { ...this.api.functions, [RETENTION_FUNCTION.handler]: retention },
+        tables: this.storage.tables,
+        ...(config.alarmEmail ? { alarmEmail: config.alarmEmail } : {}),
+      });
+    }
 
     for (const spec of TABLES) {
       new CfnOutput(this, `${spec.id}TableName`, { value: this.storage.tables[spec.id].tableName, description: spec.purpose });

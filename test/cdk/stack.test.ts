@@ -165,6 +165,8 @@ describe('CDK stack', () => {
     expect(metricNames.filter((m) => m === 'WriteThrottleEvents')).toHaveLength(TABLES.length);
     expect(alarms.every((a) => a.Properties.AlarmActions === undefined)).toBe(true);
 
+    expect(Object.keys(resourcesOf(synthStack({ alarms: false }).template(), 'AWS::CloudWatch::Alarm'))).toEqual([]);
+
     const withEmail = synthStack({ alarmEmail: 'ops@example.com' }).template();
     withEmail.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
     const topicId = Object.keys(resourcesOf(withEmail, 'AWS::SNS::Topic'))[0]!;

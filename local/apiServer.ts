@@ -4,6 +4,7 @@ import { errorResult, type HttpResult } from '../functions/http/errors.js';
 import { API_HANDLERS, type ApiHandler } from './handlers.js';
 import { localContext } from './lambdaContext.js';
 import { matchRoute, toApiGatewayEvent } from './apiGateway.js';
+import { currentInvocation } from './invocation.js';
 
 /** API Gateway HTTP API refuses payloads over 10 MB before any Lambda runs; so does the local gateway. */
 const GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -52,7 +53,8 @@ export async function startApiServer(port: number, host = '127.0.0.1'): Promise<
       }
       const event = toApiGatewayEvent(req, url, matched, Buffer.concat(chunks).toString('utf8'));
       const handler = await loadHandler(matched.route.handler);
-      send(await handler(event, localContext(`sluice-${matched.route.handler}`)));
+      const functionName = matched.route.handler;
+      send(await currentInvocation.run({ functionName }, () => handler(event, localContext(`sluice-${functionName}`))));
     } catch (error) {
       console.error('[sluice] local gateway error', error);
       if (!res.headersSent) send(errorResult('InternalError', 'The local gateway failed to invoke the handler.'));

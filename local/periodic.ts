@@ -1,3 +1,4 @@
+import { currentInvocation } from './invocation.js';
 import { localContext } from './lambdaContext.js';
 
 /**
@@ -18,7 +19,11 @@ export function everyInterval(
   const timer = setInterval(() => {
     if (running) return; // like a reserved concurrency of 1: skip a tick while the last run is busy
     running = load()
-      .then((handler) => handler({ source: 'sluice.local', 'detail-type': 'Scheduled Event', time: new Date().toISOString() }, localContext(name)))
+      .then((handler) =>
+        currentInvocation.run({ functionName: name }, () =>
+          handler({ source: 'sluice.local', 'detail-type': 'Scheduled Event', time: new Date().toISOString() }, localContext(`sluice-${name}`)),
+        ),
+      )
       .catch((error) => console.error(`[sluice] ${name} failed`, error))
       .finally(() => (running = undefined));
   }, intervalMs);

@@ -4,6 +4,7 @@ import { ensureEmulatorInstalled, freePort, startEmulator, type RunningEmulator 
 import { useLocalAws } from './environment.js';
 import { everyInterval, type LocalService } from './periodic.js';
 import { createTables } from './tables.js';
+import { RETENTION_FUNCTION } from '../lib/routes.js';
 
 export interface LocalRuntimeOptions {
   readonly apiPort: number;
@@ -45,7 +46,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const api = await startApiServer(options.apiPort);
     services.push({ name: 'api', stop: () => api.close() });
     services.push(
-      everyInterval('sluice-trimRetention', RETENTION_INTERVAL_MS, async () => (await import('../functions/handlers/trimRetention.js')).handler),
+      everyInterval(RETENTION_FUNCTION.handler, RETENTION_INTERVAL_MS, async () => (await import('../functions/handlers/trimRetention.js')).handler),
     );
     return {
       apiUrl: api.url,

@@ -1,12 +1,14 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { notifyCall } from './callObserver.js';
 import { checkFault } from './faults.js';
 import { record } from './metering.js';
 
 /**
  * One DynamoDB document client per process. The endpoint comes from the SDK's own AWS_ENDPOINT_URL /
  * AWS_ENDPOINT_URL_DYNAMODB variables, so the same code targets the emulator, LocalStack or AWS.
- * A build-step middleware sees every call in wire form: the crash-test fault hook and request-unit metering.
+ * A build-step middleware sees every call in wire form: the crash-test fault hook, request-unit
+ * metering, and the call observer of the permission test.
  */
 let client: DynamoDBDocumentClient | undefined;
 
@@ -16,6 +18,7 @@ export function dynamo(): DynamoDBDocumentClient {
   base.middlewareStack.add(
     (next, context) => async (args) => {
       const name = context.commandName ?? 'unknown';
+      notifyCall(name, args.input);
       checkFault(name, 'before');
       const result = await next(args);
       record(name, args.input, result.output);

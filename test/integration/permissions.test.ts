@@ -1,0 +1,110 @@
+/**
+ * Least privilege must still be enough: runs every route (and the retention pass) through its paths,
+ * records each DynamoDB action each function performs on each table, and checks that lib/routes.ts —
+ * from which the stack writes every role — grants all of them. A missing grant would be an
+ * AccessDenied in AWS that no emulator shows.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { observeDynamoCalls } from '../../functions/adapters/callObserver.js';
+import { dynamoStores } from '../../functions/adapters/stores.js';
+import { loadConfig } from '../../functions/config.js';
+import { trimAllTopics } from '../../functions/domain/retention.js';
+import { RETENTION_FUNCTION, ROUTES, type FunctionSpec } from '../../lib/routes.js';
+import { TABLES } from '../../lib/tables.js';
+import { currentInvocation } from '../../local/invocation.js';
+import { ack, produce, pullAll, sleep, topicWithGroup, useApi } from '../support/api.js';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+const used = new Map<string, Set<string>>();
+
+function actionsOf(command: string, input: any): Array<[string, string]> {
+  const simple: Record<string, string> = {
+    GetItemCommand: 'GetItem',
+    PutItemCommand: 'PutItem',
+    UpdateItemCommand: 'UpdateItem',
+    DeleteItemCommand: 'DeleteItem',
+    QueryCommand: 'Query',
+    ScanCommand: 'Scan',
+  };
+  if (simple[command]) return [[input.TableName, simple[command]!]];
+  if (command === 'BatchGetItemCommand') return Object.keys(input.RequestItems).map((t) => [t, 'BatchGetItem']);
+  if (command === 'BatchWriteItemCommand') return Object.keys(input.RequestItems).map((t) => [t, 'BatchWriteItem']);
+  if (command === 'TransactWriteItemsCommand') {
+    // IAM authorizes each action of a transaction on its own table.
+    return input.TransactItems.map((item: any): [string, string] => {
+      const [kind, op] = Object.entries(item)[0] as [string, any];
+      const action = { Put: 'PutItem', Delete: 'DeleteItem', Update: 'UpdateItem', ConditionCheck: 'ConditionCheckItem' }[kind]!;
+      return [op.TableName, action];
+    });
+  }
+  return [['?', command]];
+}
+
+describe('IAM grants cover what every function does', () => {
+  const api = useApi();
+  const tableIdByName = new Map(TABLES.map((spec) => [process.env[spec.envVar]!, spec.id]));
+
+  beforeAll(() => {
+    observeDynamoCalls((command, input) => {
+      const fn = currentInvocation.getStore()?.functionName;
+      if (!fn) return;
+      for (const [table, action] of actionsOf(command, input)) {
+        const set = used.get(fn) ?? new Set();
+        set.add(`${tableIdByName.get(table) ?? table}:${action}`);
+        used.set(fn, set);
+      }
+    });
+  });
+  afterAll(() => observeDynamoCalls(undefined));
+
+  it('runs every route through its main and unusual paths', async () => {
+    const { topic, base, groupPath } = await topicWithGroup(api, { partitions: 2, group: { maxDeliveries: 1, visibilitySeconds: 1 } });
+    await api('PUT', base, { partitions: 2 });
+    await api('GET', '/v1/topics');
+    await produce(api, topic, [{ body: 1, id: 'p-1' }, { body: 2, key: 'k' }, { body: 3, id: 'p-1' }]);
+    await produce(api, topic, [{ body: 1, id: 'p-1' }]);
+    await api('GET', base);
+    await api('GET', `${base}/messages/p-1`);
+    await api('GET', `${base}/partitions/0/messages?from=0&limit=10`);
+    await api('GET', groupPath);
+    const got = await pullAll(api, groupPath);
+    await api('POST', `${groupPath}/nack`, { receipts: [got[0]!.receipt], retryAfterSeconds: 0 });
+    await ack(api, groupPath, got.slice(1).map((m) => m.receipt));
+    await sleep(50);
+    await pullAll(api, groupPath); // moves the nacked message (maxDeliveries 1) to the dead letters
+    await api('GET', `${groupPath}/dead-letters`);
+    await api('POST', `${groupPath}/dead-letters/redrive`);
+    await api('PUT', groupPath, { maxDeliveries: 5, visibilitySeconds: 1 });
+    await api('POST', `${groupPath}/reset`, { to: 'earliest' });
+    await api('POST', `${groupPath}/reset`, { to: { time: Date.now() - 60_000 } });
+    await api('POST', `${groupPath}/reset`, { to: { partition: 0, offset: 0 } });
+    await api('PUT', `${base}/groups/fanout`, { mode: 'broadcast', startFrom: 'earliest' });
+    await pullAll(api, `${base}/groups/fanout`, { consumerId: 'c1' });
+    await api('POST', `${base}/groups/fanout/ack`, { receipts: ['0.0.1.b'] });
+    await api('POST', `${base}/groups/fanout/reset`, { to: 'latest' });
+    await currentInvocation.run({ functionName: RETENTION_FUNCTION.handler }, () =>
+      trimAllTopics(dynamoStores(loadConfig()), Date.now() + 1000 * 3600 * 1000),
+    );
+    expect((await api('DELETE', base)).status).toBe(204);
+
+    for (const route of ROUTES) expect(used.has(route.handler), `${route.handler} was never called`).toBe(true);
+  });
+
+  it('lib/routes.ts grants every action each function performed', () => {
+    const specs = new Map<string, FunctionSpec>([...ROUTES, RETENTION_FUNCTION].map((s) => [s.handler, s as FunctionSpec]));
+    const missing: string[] = [];
+    for (const [fn, actions] of used) {
+      const spec = specs.get(fn);
+      if (!spec) {
+        missing.push(`${fn}: not a declared function`);
+        continue;
+      }
+      for (const entry of actions) {
+        const [table, action] = entry.split(':') as [string, string];
+        const granted = (spec.access as Record<string, readonly string[] | undefined>)[table] ?? [];
+        if (!granted.includes(action)) missing.push(`${fn}: ${action} on ${table}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+});

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 
@@ -20,8 +20,40 @@ function run(command: string, args: string[]) {
   if (result.status !== 0) throw new Error(`'${command} ${args.join(' ')}' failed (exit ${result.status ?? result.signal}).`);
 }
 
-/** Installs moto into .venv unless this exact version is there already. Idempotent. */
+const INSTALL_LOCK = join(PROJECT_ROOT, '.sluice', 'install.lock');
+/** An install lock older than this was left by a killed install. */
+const STALE_LOCK_MS = 10 * 60_000;
+
+const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/**
+ * Installs moto into .venv unless this exact version is there already. Idempotent, and safe when
+ * `npm start` and `npm test` start at once on a fresh machine: one installs, the other waits.
+ */
 export function ensureEmulatorInstalled(log: (line: string) => void = console.log) {
+  if (existsSync(MARKER) && existsSync(VENV_PYTHON)) return;
+  mkdirSync(join(PROJECT_ROOT, '.sluice'), { recursive: true });
+  for (;;) {
+    try {
+      mkdirSync(INSTALL_LOCK);
+      break;
+    } catch {
+      if (Date.now() - statSync(INSTALL_LOCK).mtimeMs > STALE_LOCK_MS) rmSync(INSTALL_LOCK, { recursive: true, force: true });
+      else {
+        log('[sluice] Another process is installing the emulator; waiting for it …');
+        pause(2000);
+      }
+      if (existsSync(MARKER) && existsSync(VENV_PYTHON)) return;
+    }
+  }
+  try {
+    installEmulator(log);
+  } finally {
+    rmSync(INSTALL_LOCK, { recursive: true, force: true });
+  }
+}
+
+function installEmulator(log: (line: string) => void) {
   if (existsSync(MARKER) && existsSync(VENV_PYTHON)) return;
   const python = process.env.PYTHON ?? 'python3';
   log(`[sluice] First run: installing the AWS emulator (moto[server]==${MOTO_VERSION}) into ${VENV} — this takes a minute, once.`);

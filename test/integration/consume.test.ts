@@ -45,11 +45,12 @@ describe('consumer groups', () => {
   });
 
   it('unacked messages come back after the visibility timeout, and old receipts go stale', async () => {
-    const { topic, groupPath } = await topicWithGroup(api, { group: { visibilitySeconds: 1 } });
+    // Leases of 2 s leave room for a slow machine between the two pulls.
+    const { topic, groupPath } = await topicWithGroup(api, { group: { visibilitySeconds: 2 } });
     await produce(api, topic, [{ body: 'x' }]);
     const [first] = await pullAll(api, groupPath);
     expect(await pullAll(api, groupPath)).toEqual([]);
-    await sleep(1200);
+    await sleep(2200);
     const [second] = await pullAll(api, groupPath);
     expect(second).toMatchObject({ body: 'x', deliveryCount: 2, offset: first!.offset });
     expect(await ack(api, groupPath, [first!.receipt])).toEqual({ acked: 0, stale: [first!.receipt] });
@@ -60,10 +61,10 @@ describe('consumer groups', () => {
     const { topic, groupPath } = await topicWithGroup(api, { group: {} });
     await produce(api, topic, [{ body: 'retry me' }]);
     const [m] = await pullAll(api, groupPath);
-    const nacked = await api('POST', `${groupPath}/nack`, { receipts: [m!.receipt], retryAfterSeconds: 1 });
+    const nacked = await api('POST', `${groupPath}/nack`, { receipts: [m!.receipt], retryAfterSeconds: 2 });
     expect(nacked.body).toEqual({ nacked: 1, stale: [] });
     expect(await pullAll(api, groupPath)).toEqual([]);
-    await sleep(1100);
+    await sleep(2100);
     const [again] = await pullAll(api, groupPath);
     expect(again).toMatchObject({ body: 'retry me', deliveryCount: 2 });
   });

@@ -137,12 +137,12 @@ describe('invariants', () => {
   });
 
   it('a pull that dies after leasing loses nothing: the messages come back after the visibility timeout', async () => {
-    const { topic, groupPath } = await topicWithGroup(api, { partitions: 1, group: { visibilitySeconds: 1 } });
+    const { topic, groupPath } = await topicWithGroup(api, { partitions: 1, group: { visibilitySeconds: 2 } });
     await produce(api, topic, [{ body: 1 }, { body: 2 }]);
     injectFault({ command: 'PutItem', when: 'after' });
     expect((await api('POST', `${groupPath}/pull`, { max: 10 })).status).toBe(500);
     expect(await pullAll(api, groupPath)).toEqual([]);
-    await sleep(1100);
+    await sleep(2100);
     const again = await pullAll(api, groupPath);
     expect(again.map((m) => [m.body, m.deliveryCount])).toEqual([
       [1, 2],
@@ -160,7 +160,7 @@ describe('invariants', () => {
   });
 
   it('an ack that dies between two partitions can be retried: every message is acked once and never comes back', async () => {
-    const { topic, groupPath } = await topicWithGroup(api, { partitions: 2, group: { visibilitySeconds: 1 } });
+    const { topic, groupPath } = await topicWithGroup(api, { partitions: 2, group: { visibilitySeconds: 3 } });
     await produce(api, topic, [{ body: 'a', partition: 0 }, { body: 'b', partition: 1 }]);
     const got = await pullAll(api, groupPath);
     expect(got).toHaveLength(2);
@@ -168,13 +168,14 @@ describe('invariants', () => {
     const receipts = got.map((m) => m.receipt);
     expect((await api('POST', `${groupPath}/ack`, { receipts })).status).toBe(500);
     expect(await ack(api, groupPath, receipts)).toEqual({ acked: 2, stale: [] });
-    await sleep(1100);
+    await sleep(3100);
     expect(await pullAll(api, groupPath)).toEqual([]);
     expect((await api('GET', groupPath)).body.lag).toBe(0);
   });
 
   it('many concurrent consumers of a shared group ack every message exactly once; dropped ones come back', async () => {
-    const { topic, groupPath } = await topicWithGroup(api, { partitions: 4, group: { visibilitySeconds: 1 } });
+    // Leases of 3 s: long enough that a busy machine's pull-to-ack round trip never outlives one.
+    const { topic, groupPath } = await topicWithGroup(api, { partitions: 4, group: { visibilitySeconds: 3 } });
     const total = 240;
     await produce(api, topic, Array.from({ length: total }, (_, i) => ({ body: i, key: `k${i % 37}` })));
     const ackedIds: string[] = [];

@@ -45,20 +45,26 @@ export class DynamoCatalogStore implements CatalogStore {
   }
 
   async createTopic(topic: Topic): Promise<{ created: boolean; topic: Topic }> {
-    try {
-      await this.client.send(
-        new PutCommand({
-          TableName: this.table,
-          Item: { pk: topicPk(topic.name), sk: TOPIC_SK, ...topic },
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      );
-      return { created: true, topic };
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-      const existing = await this.getTopic(topic.name);
-      if (!existing) return this.createTopic(topic);
-      return { created: false, topic: existing };
+    const { created, value } = await this.putIfAbsent({ pk: topicPk(topic.name), sk: TOPIC_SK, ...topic }, topic, () =>
+      this.getTopic(topic.name),
+    );
+    return { created, topic: value };
+  }
+
+  /**
+   * Puts `item` unless its key exists; otherwise answers with what is stored. If the stored item
+   * vanished between the failed put and the read (a concurrent delete), the put is tried again.
+   */
+  private async putIfAbsent<T>(item: Record<string, unknown>, value: T, readStored: () => Promise<T | undefined>) {
+    for (;;) {
+      try {
+        await this.client.send(new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
+        return { created: true, value };
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+        const stored = await readStored();
+        if (stored) return { created: false, value: stored };
+      }
     }
   }
 
@@ -110,21 +116,12 @@ export class DynamoCatalogStore implements CatalogStore {
   }
 
   async createGroup(group: Group): Promise<{ created: boolean; group: Group }> {
-    try {
-      await this.client.send(
-        new PutCommand({
-          TableName: this.table,
-          Item: { pk: topicPk(group.topic), sk: groupSk(group.name), ...group },
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      );
-      return { created: true, group };
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-      const existing = await this.getGroup(group.topic, group.name);
-      if (!existing) return this.createGroup(group);
-      return { created: false, group: existing };
-    }
+    const { created, value } = await this.putIfAbsent(
+      { pk: topicPk(group.topic), sk: groupSk(group.name), ...group },
+      group,
+      () => this.getGroup(group.topic, group.name),
+    );
+    return { created, group: value };
   }
 
   async updateGroup(group: Group) {

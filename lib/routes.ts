@@ -41,7 +41,7 @@ export const ROUTES = [
     method: 'DELETE',
     path: '/v1/topics/{topic}',
     handler: 'deleteTopic',
-    access: { Catalog: ['GetItem', 'UpdateItem', 'Query', 'DeleteItem'], GroupState: ['Query', 'BatchWriteItem'] },
+    access: { Catalog: ['GetItem', 'UpdateItem', 'Query', 'PutItem', 'DeleteItem'], GroupState: ['Query', 'BatchWriteItem'] },
   },
   {
     method: 'POST',
@@ -118,7 +118,7 @@ export type HandlerName = (typeof ROUTES)[number]['handler'];
 /** Functions that are not API routes. */
 export const RETENTION_FUNCTION = {
   handler: 'trimRetention',
-  access: { Catalog: ['Scan', 'GetItem'], Log: ['Query', 'BatchWriteItem'] },
+  access: { Catalog: ['Scan', 'GetItem', 'DeleteItem'], Log: ['Query', 'BatchWriteItem'] },
   timeoutSeconds: 300,
 } as const satisfies FunctionSpec;
 

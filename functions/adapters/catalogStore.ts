@@ -14,6 +14,9 @@ import { isConditionFailure } from './dynamoErrors.js';
 const topicPk = (name: string) => `topic#${name}`;
 const TOPIC_SK = 'topic';
 const groupSk = (name: string) => `group#${name}`;
+/** A deleted topic's incarnation, kept until its log is gone: pk "grave#<name>@<epoch>". */
+const gravePk = (topic: Topic) => `grave#${topic.name}@${topic.epoch}`;
+const GRAVE_SK = 'grave';
 
 function toTopic(item: Record<string, unknown>): Topic {
   return {
@@ -102,6 +105,34 @@ export class DynamoCatalogStore implements CatalogStore {
       // Another incarnation already replaced it: nothing of this one is left to mark.
       if (!isConditionFailure(error)) throw error;
     }
+  }
+
+  async buryTopic(topic: Topic) {
+    const { deletingSince: _deleting, ...rest } = topic;
+    await this.client.send(new PutCommand({ TableName: this.table, Item: { pk: gravePk(topic), sk: GRAVE_SK, ...rest } }));
+  }
+
+  /** The retention pass's listing, not a request path: a Scan of the small catalog. */
+  async listBuriedTopics() {
+    const topics: Topic[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.client.send(
+        new ScanCommand({
+          TableName: this.table,
+          FilterExpression: 'sk = :grave',
+          ExpressionAttributeValues: { ':grave': GRAVE_SK },
+          ExclusiveStartKey: start,
+        }),
+      );
+      topics.push(...(out.Items ?? []).map(toTopic));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return topics;
+  }
+
+  async forgetBuriedTopic(topic: Topic) {
+    await this.client.send(new DeleteCommand({ TableName: this.table, Key: { pk: gravePk(topic), sk: GRAVE_SK } }));
   }
 
   async deleteTopic(name: string) {

@@ -194,6 +194,8 @@ async function settle(
   receiptTexts: readonly string[],
   apply: typeof applyAcks,
 ): Promise<SettleSummary> {
+  // A receipt repeated in one call settles its delivery once and counts once.
+  receiptTexts = [...new Set(receiptTexts)];
   const receipts = parseReceipts(receiptTexts);
   const { topic, group } = await requireGroupCached(stores, topicName, groupName);
   const groupKey = groupKeyOf(topic, group.name);

@@ -41,6 +41,10 @@ export interface CatalogStore {
   /** Marks the topic of this epoch as being deleted (idempotent). */
   markTopicDeleting(topic: Topic, at: number): Promise<void>;
   deleteTopic(name: string): Promise<void>;
+  /** Remembers a deleted incarnation until the retention pass has removed its log (idempotent). */
+  buryTopic(topic: Topic): Promise<void>;
+  listBuriedTopics(): Promise<Topic[]>;
+  forgetBuriedTopic(topic: Topic): Promise<void>;
   getGroup(topic: string, group: string): Promise<Group | undefined>;
   /** Creates the group unless one exists; returns the stored group either way. */
   createGroup(group: Group): Promise<{ created: boolean; group: Group }>;

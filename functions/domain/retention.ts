@@ -1,4 +1,4 @@
-import { topicKeyOf, type Stores } from './ports.js';
+import { topicKeyOf, type Stores, type Topic } from './ports.js';
 
 /** Segments one trim pass deletes per partition at most, so a run stays bounded (BatchWriteItem takes 25). */
 const MAX_SEGMENTS_PER_PASS = 100;
@@ -30,8 +30,29 @@ export async function trimTopic(stores: Stores, topicName: string, now = Date.no
   return deleted;
 }
 
+/**
+ * Deletes the log of a deleted topic incarnation, a bounded number of segments per partition and pass,
+ * and forgets the incarnation once nothing of its log is left. Segments a produce still wrote from a
+ * cached copy of the topic (up to 1 s after the delete began) go the same way.
+ */
+export async function clearBuriedTopic(stores: Stores, topic: Topic): Promise<number> {
+  const key = topicKeyOf(topic);
+  let deleted = 0;
+  let left = false;
+  for (let partition = 0; partition < topic.partitions; partition++) {
+    const segments = await stores.log.segmentsFrom(key, partition, 0, MAX_SEGMENTS_PER_PASS);
+    if (segments.length === 0) continue;
+    await stores.log.deleteSegments(key, partition, segments.map((s) => s.base));
+    deleted += segments.length;
+    left = true;
+  }
+  if (!left) await stores.catalog.forgetBuriedTopic(topic);
+  return deleted;
+}
+
 export async function trimAllTopics(stores: Stores, now = Date.now()): Promise<number> {
   let deleted = 0;
   for (const topic of await stores.catalog.listTopics()) deleted += await trimTopic(stores, topic.name, now);
+  for (const buried of await stores.catalog.listBuriedTopics()) deleted += await clearBuriedTopic(stores, buried);
   return deleted;
 }

@@ -82,8 +82,9 @@ export const listTopics = (stores: Stores) => stores.catalog.listTopics();
  * 1. mark the topic as being deleted: from now on it is gone for every fresh read, and cannot be re-created;
  * 2. delete its groups and their state;
  * 3. wait until produce handlers' cached copies (TOPIC_CACHE_MS) have expired, then remove the topic.
- * A crash at any step leaves the mark in place, and a repeated DELETE finishes the job. Log segments
- * stay for the retention trimmer; a new topic of the same name has a new epoch and never sees them.
+ * A crash at any step leaves the mark in place, and a repeated DELETE finishes the job. The log is
+ * left to the retention pass (the topic is "buried" for it); a new topic of the same name has a new
+ * epoch and never sees the old log.
  */
 export async function deleteTopic(stores: Stores, name: string, now = Date.now()): Promise<void> {
   const topic = await stores.catalog.getTopic(name);
@@ -96,5 +97,7 @@ export async function deleteTopic(stores: Stores, name: string, now = Date.now()
   }
   const wait = since + TOPIC_CACHE_MS - Date.now();
   if (wait > 0) await sleep(wait);
+  // The retention pass deletes the buried incarnation's log, then forgets it.
+  await stores.catalog.buryTopic(topic);
   await stores.catalog.deleteTopic(name);
 }

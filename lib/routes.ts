@@ -23,6 +23,8 @@ export interface FunctionSpec {
   readonly access: TableAccess;
   /** Seconds. API Gateway HTTP APIs wait 30 s at most for an integration. */
   readonly timeoutSeconds?: number;
+  /** MB; 512 unless the function mostly waits. */
+  readonly memoryMB?: number;
 }
 
 export interface RouteSpec extends FunctionSpec {
@@ -78,8 +80,9 @@ export const ROUTES = [
     path: '/v1/topics/{topic}/groups/{group}/pull',
     handler: 'pull',
     access: { Catalog: readCatalog, Log: readLog, GroupState: ['GetItem', 'PutItem'] },
-    // Long polls wait up to 20 s.
+    // Long polls wait up to 20 s, and waiting is billed per GB-second: half the memory, half the price.
     timeoutSeconds: 29,
+    memoryMB: 256,
   },
   {
     method: 'POST',

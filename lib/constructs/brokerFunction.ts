@@ -39,7 +39,7 @@ export class BrokerFunction extends Construct {
       depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
       runtime: Runtime.NODEJS_22_X,
       architecture: Architecture.ARM_64,
-      memorySize: 512,
+      memorySize: props.spec.memoryMB ?? 512,
       timeout: Duration.seconds(props.spec.timeoutSeconds ?? 10),
       role,
       logGroup,

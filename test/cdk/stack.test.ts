@@ -29,10 +29,11 @@ describe('CDK stack', () => {
   it('has one function per route plus the retention function, all Node.js 22 on arm64 with explicit memory and timeout', () => {
     const handlers = Object.values(functions).map(handlerOf).sort();
     expect(handlers).toEqual([...ROUTES.map((r) => r.handler), RETENTION_FUNCTION.handler].sort());
+    const specs = new Map<string, FunctionSpec>([...ROUTES, RETENTION_FUNCTION].map((s) => [s.handler, s as FunctionSpec]));
     for (const fn of Object.values(functions)) {
       expect(fn.Properties.Runtime).toBe('nodejs22.x');
       expect(fn.Properties.Architectures).toEqual(['arm64']);
-      expect(fn.Properties.MemorySize).toBe(512);
+      expect(fn.Properties.MemorySize).toBe(specs.get(handlerOf(fn))!.memoryMB ?? 512);
       expect(fn.Properties.Timeout).toBeGreaterThan(0);
       expect(fn.Properties.Handler).toBe('index.handler');
     }

@@ -50,11 +50,18 @@ export function toApiGatewayEvent(req: IncomingMessage, url: URL, matched: Match
   const query: Record<string, string> = {};
   for (const [name, value] of url.searchParams) query[name] = name in query ? `${query[name]},${value}` : value;
   const now = new Date();
+  // HTTP APIs hand Lambda the path (rawPath, requestContext.http.path) and path parameters URL-decoded.
+  let decodedPath = url.pathname;
+  try {
+    decodedPath = decodeURIComponent(url.pathname);
+  } catch {
+    // a malformed escape stays as sent
+  }
   const routeKey = `${matched.route.method} ${matched.route.path}`;
   return {
     version: '2.0',
     routeKey,
-    rawPath: url.pathname,
+    rawPath: decodedPath,
     rawQueryString: url.search.replace(/^\?/, ''),
     headers,
     ...(Object.keys(query).length > 0 ? { queryStringParameters: query } : {}),
@@ -66,7 +73,7 @@ export function toApiGatewayEvent(req: IncomingMessage, url: URL, matched: Match
       domainPrefix: 'local',
       http: {
         method: req.method ?? 'GET',
-        path: url.pathname,
+        path: decodedPath,
         protocol: `HTTP/${req.httpVersion}`,
         sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
         userAgent: headers['user-agent'] ?? '',

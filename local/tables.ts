@@ -32,6 +32,7 @@ export async function createTables(client: DynamoDBClient, prefix: string): Prom
   for (const spec of TABLES as readonly TableSpec[]) {
     const name = localTableName(prefix, spec);
     const { keys, attributes } = keySchemaOf(spec);
+    let created = false;
     try {
       await client.send(
         new CreateTableCommand({
@@ -42,18 +43,20 @@ export async function createTables(client: DynamoDBClient, prefix: string): Prom
           ...(spec.stream ? { StreamSpecification: { StreamEnabled: true, StreamViewType: spec.stream } } : {}),
         }),
       );
-      if (spec.ttlAttribute) {
-        await client.send(
-          new UpdateTimeToLiveCommand({ TableName: name, TimeToLiveSpecification: { Enabled: true, AttributeName: spec.ttlAttribute } }),
-        );
-      }
+      created = true;
     } catch (error) {
       if (!(error instanceof ResourceInUseException)) throw error;
     }
-    for (let i = 0; i < 100; i++) {
+    // The emulator is instant; real DynamoDB takes seconds, and TTL can only be set on an active table.
+    for (let i = 0; i < 600; i++) {
       const out = await client.send(new DescribeTableCommand({ TableName: name }));
       if (out.Table?.TableStatus === 'ACTIVE') break;
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    if (created && spec.ttlAttribute) {
+      await client.send(
+        new UpdateTimeToLiveCommand({ TableName: name, TimeToLiveSpecification: { Enabled: true, AttributeName: spec.ttlAttribute } }),
+      );
     }
   }
 }

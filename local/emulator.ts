@@ -88,7 +88,8 @@ export const EMULATOR_LOG_DIR = join(PROJECT_ROOT, '.sluice');
  */
 export async function startEmulator(port: number): Promise<RunningEmulator> {
   mkdirSync(EMULATOR_LOG_DIR, { recursive: true });
-  const logFd = openSync(join(EMULATOR_LOG_DIR, `emulator-${port}.log`), 'w');
+  const logFile = join(EMULATOR_LOG_DIR, `emulator-${port}.log`);
+  const logFd = openSync(logFile, 'w');
   const child: ChildProcess = spawn(VENV_PYTHON, [LAUNCHER, '-H', '127.0.0.1', '-p', String(port)], {
     stdio: ['ignore', logFd, logFd],
   });
@@ -112,10 +113,15 @@ export async function startEmulator(port: number): Promise<RunningEmulator> {
   }
   return {
     endpoint,
+    // The log is kept when the emulator fails to start, and removed after a clean stop.
     stop: () =>
       new Promise<void>((done) => {
-        if (exited) return done();
-        child.once('exit', () => done());
+        const finish = () => {
+          rmSync(logFile, { force: true });
+          done();
+        };
+        if (exited) return finish();
+        child.once('exit', finish);
         child.kill('SIGTERM');
         setTimeout(() => child.kill('SIGKILL'), 3000).unref();
       }),

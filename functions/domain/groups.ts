@@ -3,7 +3,7 @@ import type { GroupFilter } from './filter.js';
 import { ackFloor, applyReset, freshProgress, leasedCount } from './progress.js';
 import { groupKeyOf, topicKeyOf, VersionConflict, type Group, type GroupMode, type Stores, type Topic } from './ports.js';
 import { parseTime } from './time.js';
-import { partitionInfo, requireTopic } from './topics.js';
+import { endOffsetOf, partitionInfo, requireTopic } from './topics.js';
 
 export interface GroupSettings {
   readonly mode: GroupMode;
@@ -64,7 +64,7 @@ export type Position = 'earliest' | 'latest' | { time: number } | { partition: n
 
 export async function resolvePosition(stores: Stores, topic: Topic, partition: number, position: Position): Promise<number> {
   if (position === 'earliest') return (await partitionInfo(stores, topic, partition)).startOffset;
-  if (position === 'latest') return (await partitionInfo(stores, topic, partition)).endOffset;
+  if (position === 'latest') return endOffsetOf(stores, topic, partition);
   if ('time' in position) return offsetAtTime(stores, topic, partition, position.time);
   const info = await partitionInfo(stores, topic, partition);
   if (position.offset < info.startOffset || position.offset > info.endOffset) {
@@ -149,13 +149,13 @@ export async function describeGroup(stores: Stores, topicName: string, groupName
   const { topic, group } = await requireGroup(stores, topicName, groupName);
   const key = groupKeyOf(topic, group.name);
   const partitionNumbers = Array.from({ length: topic.partitions }, (_, p) => p);
-  const ends = await Promise.all(partitionNumbers.map((p) => partitionInfo(stores, topic, p)));
+  const ends = await Promise.all(partitionNumbers.map((p) => endOffsetOf(stores, topic, p)));
   if (group.mode === 'broadcast') {
     const cursors = await stores.groupState.listCursors(key);
     const consumers = new Map<string, number>();
     const partitions = partitionNumbers.map((p) => {
       const mine = cursors.filter((c) => c.partition === p);
-      const endOffset = ends[p]!.endOffset;
+      const endOffset = ends[p]!;
       for (const c of mine) consumers.set(c.consumerId, (consumers.get(c.consumerId) ?? 0) + Math.max(0, endOffset - c.dispatched));
       const ackedThrough = mine.length > 0 ? Math.min(...mine.map((c) => c.dispatched)) : startOffsetOf(group, p);
       return { partition: p, ackedThrough, endOffset, inFlight: 0, lag: Math.max(0, endOffset - ackedThrough) };
@@ -171,7 +171,7 @@ export async function describeGroup(stores: Stores, topicName: string, groupName
   const partitions = partitionNumbers.map((p) => {
     const state = progress.get(p) ?? freshProgress(startOffsetOf(group, p));
     const ackedThrough = ackFloor(state);
-    const endOffset = ends[p]!.endOffset;
+    const endOffset = ends[p]!;
     // Offsets beyond dispatched that were skipped by retention still count as lag until read.
     return { partition: p, ackedThrough, endOffset, inFlight: leasedCount(state, now), lag: Math.max(0, endOffset - ackedThrough) };
   });

@@ -30,10 +30,6 @@ export class OffsetReader {
     private readonly partition: number,
   ) {}
 
-  remember(segment: Segment) {
-    this.segments.push(segment);
-  }
-
   async at(offset: number): Promise<LogMessage | undefined> {
     let segment = this.segments.find((s) => contains(s, offset));
     if (!segment) {

@@ -60,6 +60,12 @@ export async function requireTopicCached(stores: Stores, name: string): Promise<
   return topic;
 }
 
+/** Next offset to be written in a partition (one Query, newest first). */
+export async function endOffsetOf(stores: Stores, topic: Topic, partition: number): Promise<number> {
+  const tail = await stores.log.tail(topicKeyOf(topic), partition);
+  return tail ? tail.base + tail.count : 0;
+}
+
 export async function partitionInfo(stores: Stores, topic: Topic, partition: number): Promise<PartitionInfo> {
   const key = topicKeyOf(topic);
   const [head, tail] = await Promise.all([stores.log.head(key, partition), stores.log.tail(key, partition)]);

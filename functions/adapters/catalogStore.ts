@@ -73,21 +73,27 @@ export class DynamoCatalogStore implements CatalogStore {
 
   /** Admin listing, not a hot path: one paginated Scan of the small catalog table. */
   async listTopics() {
+    const topics = (await this.scanSortKey(TOPIC_SK)).filter((t) => t.deletingSince === undefined);
+    return topics.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** All topic-shaped items with this sort key (live topics or graves); a Scan of the small catalog. */
+  private async scanSortKey(sk: string): Promise<Topic[]> {
     const topics: Topic[] = [];
     let start: Record<string, unknown> | undefined;
     do {
       const out = await this.client.send(
         new ScanCommand({
           TableName: this.table,
-          FilterExpression: 'sk = :topic',
-          ExpressionAttributeValues: { ':topic': TOPIC_SK },
+          FilterExpression: 'sk = :sk',
+          ExpressionAttributeValues: { ':sk': sk },
           ExclusiveStartKey: start,
         }),
       );
-      topics.push(...(out.Items ?? []).map(toTopic).filter((t) => t.deletingSince === undefined));
+      topics.push(...(out.Items ?? []).map(toTopic));
       start = out.LastEvaluatedKey;
     } while (start);
-    return topics.sort((a, b) => a.name.localeCompare(b.name));
+    return topics;
   }
 
   async markTopicDeleting(topic: Topic, at: number) {
@@ -112,23 +118,9 @@ export class DynamoCatalogStore implements CatalogStore {
     await this.client.send(new PutCommand({ TableName: this.table, Item: { pk: gravePk(topic), sk: GRAVE_SK, ...rest } }));
   }
 
-  /** The retention pass's listing, not a request path: a Scan of the small catalog. */
-  async listBuriedTopics() {
-    const topics: Topic[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await this.client.send(
-        new ScanCommand({
-          TableName: this.table,
-          FilterExpression: 'sk = :grave',
-          ExpressionAttributeValues: { ':grave': GRAVE_SK },
-          ExclusiveStartKey: start,
-        }),
-      );
-      topics.push(...(out.Items ?? []).map(toTopic));
-      start = out.LastEvaluatedKey;
-    } while (start);
-    return topics;
+  /** The retention pass's listing, not a request path. */
+  listBuriedTopics() {
+    return this.scanSortKey(GRAVE_SK);
   }
 
   async forgetBuriedTopic(topic: Topic) {

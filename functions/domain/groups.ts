@@ -3,7 +3,8 @@ import type { GroupFilter } from './filter.js';
 import { ackFloor, applyReset, freshProgress, leasedCount } from './progress.js';
 import { groupKeyOf, topicKeyOf, VersionConflict, type Group, type GroupMode, type Stores, type Topic } from './ports.js';
 import { parseTime } from './time.js';
-import { endOffsetOf, partitionInfo, requireTopic } from './topics.js';
+import { endOffsetOf, partitionInfo, requireTopic, TOPIC_CACHE_MS } from './topics.js';
+import { warmCache } from './warmCache.js';
 
 export interface GroupSettings {
   readonly mode: GroupMode;
@@ -24,21 +25,14 @@ export async function requireGroup(stores: Stores, topicName: string, groupName:
 }
 
 /**
- * Pull, ack and nack trust a topic and group they read for this long (as produce does with topics), so
- * the hot path pays no catalog reads. Group setting changes reach warm handlers within this time.
+ * Pull, ack and nack trust a topic and group they read for as long as produce trusts a topic, so the
+ * hot path pays no catalog reads; DELETE's wait covers both. Group setting changes reach warm handlers
+ * within that time.
  */
-const GROUP_CACHE_MS = 1000;
-const groupCache = new Map<string, { topic: Topic; group: Group; until: number }>();
+const groupCache = warmCache<{ topic: Topic; group: Group }>(TOPIC_CACHE_MS);
 
-export async function requireGroupCached(stores: Stores, topicName: string, groupName: string): Promise<{ topic: Topic; group: Group }> {
-  const key = `${topicName}/${groupName}`;
-  const now = Date.now();
-  const hit = groupCache.get(key);
-  if (hit && hit.until > now) return hit;
-  const found = await requireGroup(stores, topicName, groupName);
-  groupCache.set(key, { ...found, until: now + GROUP_CACHE_MS });
-  return found;
-}
+export const requireGroupCached = (stores: Stores, topicName: string, groupName: string) =>
+  groupCache(`${topicName}/${groupName}`, () => requireGroup(stores, topicName, groupName));
 
 /** First offset of a partition produced at or after `time` (binary search over segments: O(log n) bounded reads). */
 export async function offsetAtTime(stores: Stores, topic: Topic, partition: number, time: number): Promise<number> {

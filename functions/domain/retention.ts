@@ -9,16 +9,18 @@ const MAX_SEGMENTS_PER_PASS = 100;
  */
 export async function trimTopic(stores: Stores, topicName: string, now = Date.now()): Promise<number> {
   const topic = await stores.catalog.getTopic(topicName);
-  if (!topic) return 0;
+  return topic ? trimIncarnation(stores, topic, now) : 0;
+}
+
+async function trimIncarnation(stores: Stores, topic: Topic, now: number): Promise<number> {
   const key = topicKeyOf(topic);
   const cutoff = now - topic.retentionHours * 3600 * 1000;
   let deleted = 0;
   for (let partition = 0; partition < topic.partitions; partition++) {
     const tail = await stores.log.tail(key, partition);
     if (!tail) continue;
-    const head = await stores.log.head(key, partition);
-    if (!head) continue;
-    const segments = await stores.log.segmentsFrom(key, partition, head.base, MAX_SEGMENTS_PER_PASS);
+    // The oldest segments, whatever their base: one forward Query from offset 0.
+    const segments = await stores.log.segmentsFrom(key, partition, 0, MAX_SEGMENTS_PER_PASS);
     const expired: number[] = [];
     for (const s of segments) {
       if (s.base >= tail.base || s.producedAt >= cutoff) break;
@@ -52,7 +54,7 @@ export async function clearBuriedTopic(stores: Stores, topic: Topic): Promise<nu
 
 export async function trimAllTopics(stores: Stores, now = Date.now()): Promise<number> {
   let deleted = 0;
-  for (const topic of await stores.catalog.listTopics()) deleted += await trimTopic(stores, topic.name, now);
+  for (const topic of await stores.catalog.listTopics()) deleted += await trimIncarnation(stores, topic, now);
   for (const buried of await stores.catalog.listBuriedTopics()) deleted += await clearBuriedTopic(stores, buried);
   return deleted;
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { SluiceError, topicNotFound } from './errors.js';
 import { groupKeyOf, topicKeyOf, type Stores, type Topic } from './ports.js';
 import { sleep } from './time.js';
+import { warmCache } from './warmCache.js';
 
 export interface TopicSettings {
   readonly partitions: number;
@@ -49,16 +50,10 @@ export async function requireTopic(stores: Stores, name: string): Promise<Topic>
  * DELETE has answered can land in the deleted topic.
  */
 export const TOPIC_CACHE_MS = 1000;
-const topicCache = new Map<string, { topic: Topic; until: number }>();
+const topicCache = warmCache<Topic>(TOPIC_CACHE_MS);
 
-export async function requireTopicCached(stores: Stores, name: string): Promise<Topic> {
-  const now = Date.now();
-  const hit = topicCache.get(name);
-  if (hit && hit.until > now) return hit.topic;
-  const topic = await requireTopic(stores, name);
-  topicCache.set(name, { topic, until: now + TOPIC_CACHE_MS });
-  return topic;
-}
+export const requireTopicCached = (stores: Stores, name: string): Promise<Topic> =>
+  topicCache(name, () => requireTopic(stores, name));
 
 /** Next offset to be written in a partition (one Query, newest first). */
 export async function endOffsetOf(stores: Stores, topic: Topic, partition: number): Promise<number> {

@@ -10,9 +10,23 @@ import { Storage } from './constructs/storage.js';
 import { RETENTION_FUNCTION, RETENTION_SCHEDULE_MINUTES } from './routes.js';
 import type { StackConfig } from './stackConfig.js';
 import { TABLES } from './tables.js';
+import { LIMITS } from '../functions/domain/limits.js';
 
 export interface SluiceStackProps extends StackProps {
   readonly config: StackConfig;
+}
+
+/**
+ * Most concurrent executions pull and produce can reach. Pull is bounded by its route throttle: the
+ * stage admits at most burst + 20 s × rate pulls in any 20 s (the longest wait), and an idle long poll
+ * holds its instance about that long; and by its reserved concurrency when set. Produce by its
+ * reserved concurrency when set.
+ */
+export function concurrencyCaps(config: StackConfig): Record<string, number> {
+  const throttled = config.pullBurstLimit + Math.ceil(LIMITS.maxWaitSeconds * config.pullRateLimit);
+  const caps: Record<string, number> = { pull: Math.min(throttled, config.pullConcurrency ?? Infinity) };
+  if (config.produceConcurrency !== undefined) caps.produce = config.produceConcurrency;
+  return caps;
 }
 
 /** The whole broker: tables, one function per route behind an authenticated HTTP API, the retention schedule, alarms. */
@@ -27,7 +41,7 @@ export class SluiceStack extends Stack {
     const logRetention = config.logRetentionDays as RetentionDays;
     this.storage = new Storage(this, 'Storage', config);
     const environment = this.storage.environment();
-    this.api = new BrokerApi(this, 'Api', { auth: config.auth, tables: this.storage.tables, environment, logRetention });
+    this.api = new BrokerApi(this, 'Api', { auth: config.auth, tables: this.storage.tables, environment, logRetention, limits: config });
 
     const retention = new BrokerFunction(this, 'Retention', {
       spec: RETENTION_FUNCTION,
@@ -45,6 +59,7 @@ export class SluiceStack extends Stack {
       this.alarms = new BrokerAlarms(this, 'Alarms', {
         functions: { ...this.api.functions, [RETENTION_FUNCTION.handler]: retention },
         tables: this.storage.tables,
+        concurrencyCaps: concurrencyCaps(config),
         ...(config.alarmEmail ? { alarmEmail: config.alarmEmail } : {}),
       });
     }

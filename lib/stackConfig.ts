@@ -19,7 +19,30 @@ export const StackConfigSchema = z.object({
   deletionProtection: bool.default(true),
   pointInTimeRecovery: bool.default(true),
   logRetentionDays: z.coerce.number().int().refine((d) => [1, 3, 5, 7, 14, 30, 60, 90, 180, 365].includes(d)).default(30),
+  /**
+   * Reserved Lambda concurrency of the pull function (a cap on its concurrent long polls) and of produce
+   * (a floor no other function can take, and also its cap). Unset by default: a reservation fails the
+   * deploy in accounts whose concurrency limit is below 100 + the reservations (new accounts may have
+   * 10). See docs/deploy.md, "Concurrency and throttling".
+   */
+  pullConcurrency: z.coerce.number().int().min(1).optional(),
+  produceConcurrency: z.coerce.number().int().min(1).optional(),
+  /** Throttling of every route of the API's $default stage: steady requests per second and bucket size. */
+  apiRateLimit: z.coerce.number().positive().default(1000),
+  apiBurstLimit: z.coerce.number().int().min(1).default(500),
+  /**
+   * Tighter throttling of the pull route: with waits of up to 20 s, pulls hold at most about
+   * burst + 20 × rate Lambda instances (440 with these defaults), whatever the account's limit.
+   */
+  pullRateLimit: z.coerce.number().positive().default(20),
+  pullBurstLimit: z.coerce.number().int().min(1).default(40),
 });
+
+/** The options that bound concurrency and request rates (lib/routes.ts names them per function). */
+export type LimitsConfig = Pick<
+  StackConfig,
+  'pullConcurrency' | 'produceConcurrency' | 'apiRateLimit' | 'apiBurstLimit' | 'pullRateLimit' | 'pullBurstLimit'
+>;
 
 export type StackConfig = z.infer<typeof StackConfigSchema>;
 

@@ -12,9 +12,20 @@ export interface BrokerAlarmsProps {
   readonly functions: Record<string, IFunction>;
   readonly tables: Record<string, TableV2>;
   readonly alarmEmail?: string;
+  /**
+   * Concurrent executions a function may reach (its reserved concurrency, or what its route's throttle
+   * allows); an alarm fires at 80% of it, before clients are throttled.
+   */
+  readonly concurrencyCaps?: Record<string, number>;
 }
 
-/** Alarms on function errors and throttles and on DynamoDB throttling, sent to an SNS topic when an email is given. */
+/** Share of a function's concurrency cap at which its concurrency alarm fires. */
+export const CONCURRENCY_ALARM_SHARE = 0.8;
+
+/**
+ * Alarms on function errors and throttles, on functions nearing their concurrency cap, and on DynamoDB
+ * throttling, sent to an SNS topic when an email is given.
+ */
 export class BrokerAlarms extends Construct {
   readonly alarms: Alarm[] = [];
   readonly topic?: Topic;
@@ -31,10 +42,10 @@ export class BrokerAlarms extends Construct {
       this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
       action = new SnsAction(this.topic);
     }
-    const add = (name: string, metric: Metric, description: string) => {
+    const add = (name: string, metric: Metric, description: string, threshold = 1) => {
       const alarm = new Alarm(this, name, {
         metric,
-        threshold: 1,
+        threshold,
         evaluationPeriods: 1,
         comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         treatMissingData: TreatMissingData.NOT_BREACHING,
@@ -47,6 +58,17 @@ export class BrokerAlarms extends Construct {
     for (const [name, fn] of Object.entries(props.functions)) {
       add(`${name}Errors`, fn.metricErrors({ period, statistic: 'Sum' }), `Sluice ${name}: the function failed (5 min).`);
       add(`${name}Throttles`, fn.metricThrottles({ period, statistic: 'Sum' }), `Sluice ${name}: Lambda throttled invocations (5 min).`);
+    }
+    for (const [name, cap] of Object.entries(props.concurrencyCaps ?? {})) {
+      const fn = props.functions[name];
+      if (!fn) throw new Error(`concurrencyCaps names no function: ${name}`);
+      add(
+        `${name}Concurrency`,
+        fn.metric('ConcurrentExecutions', { period, statistic: 'Maximum' }),
+        `Sluice ${name}: ${Math.round(CONCURRENCY_ALARM_SHARE * 100)}% of its ${cap} concurrent executions in use (5 min); ` +
+          'beyond it clients are throttled (docs/deploy.md, "Concurrency and throttling").',
+        Math.ceil(CONCURRENCY_ALARM_SHARE * cap),
+      );
     }
     for (const [name, table] of Object.entries(props.tables)) {
       for (const metricName of ['ReadThrottleEvents', 'WriteThrottleEvents']) {

@@ -6,7 +6,8 @@ import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { Construct } from 'constructs';
-import { API_KEY_AUTHORIZER, ROUTES } from '../routes.js';
+import { API_KEY_AUTHORIZER, ROUTES, type FunctionSpec, type RouteSpec } from '../routes.js';
+import type { LimitsConfig } from '../stackConfig.js';
 import type { TableId } from '../tables.js';
 import { BrokerFunction } from './brokerFunction.js';
 
@@ -15,6 +16,8 @@ export interface BrokerApiProps {
   readonly tables: Record<TableId, TableV2>;
   readonly environment: Record<string, string>;
   readonly logRetention: RetentionDays;
+  /** Reserved concurrency and throttling (lib/stackConfig.ts); lib/routes.ts says which option applies to which function. */
+  readonly limits: LimitsConfig;
 }
 
 /** How long API Gateway caches an authorizer's answer per key: a revoked key stops working within this. */
@@ -27,12 +30,13 @@ export class BrokerApi extends Construct {
 
   constructor(scope: Construct, id: string, props: BrokerApiProps) {
     super(scope, id);
-    const make = (spec: (typeof ROUTES)[number] | typeof API_KEY_AUTHORIZER) =>
+    const make = (spec: FunctionSpec) =>
       new BrokerFunction(this, spec.handler, {
         spec,
         tables: props.tables,
         environment: props.environment,
         logRetention: props.logRetention,
+        ...(spec.reservedConcurrencyOption ? { reservedConcurrency: props.limits[spec.reservedConcurrencyOption] } : {}),
       }).fn;
 
     let authorizer: IHttpRouteAuthorizer;
@@ -54,20 +58,40 @@ export class BrokerApi extends Construct {
       createDefaultStage: true,
     });
 
-    for (const route of ROUTES) {
+    // Throttling: every route of the stage at apiRateLimit / apiBurstLimit, a route with its own options
+    // (pull) tighter. Over the limits API Gateway answers 429 {"message":"Too Many Requests"} itself.
+    // RouteSettings is untyped JSON in CloudFormation (CfnStage: `any`), so CDK does not capitalize its keys.
+    const routeSettings: Record<string, { ThrottlingRateLimit: number; ThrottlingBurstLimit: number }> = {};
+    const throttledRoutes: Construct[] = [];
+    for (const route of ROUTES as readonly RouteSpec[]) {
       const fn = make(route);
       this.functions[route.handler] = fn;
-      this.httpApi.addRoutes({
+      const created = this.httpApi.addRoutes({
         path: route.path,
         methods: [HttpMethod[route.method]],
         integration: new HttpLambdaIntegration(`${route.handler}Integration`, fn),
         authorizer,
       });
+      if (route.routeThrottleOptions) {
+        routeSettings[`${route.method} ${route.path}`] = {
+          ThrottlingRateLimit: props.limits[route.routeThrottleOptions.rate],
+          ThrottlingBurstLimit: props.limits[route.routeThrottleOptions.burst],
+        };
+        throttledRoutes.push(...created);
+      }
     }
+
+    const stage = this.httpApi.defaultStage?.node.defaultChild as CfnStage;
+    stage.defaultRouteSettings = {
+      throttlingRateLimit: props.limits.apiRateLimit,
+      throttlingBurstLimit: props.limits.apiBurstLimit,
+    };
+    stage.routeSettings = routeSettings;
+    // A stage's RouteSettings may only name routes that exist already ("Unable to find Route by key").
+    for (const route of throttledRoutes) stage.node.addDependency(route);
 
     // Access logs of the default stage: who called what, with which status.
     const accessLogs = new LogGroup(this, 'AccessLogs', { retention: props.logRetention });
-    const stage = this.httpApi.defaultStage?.node.defaultChild as CfnStage;
     stage.accessLogSettings = {
       destinationArn: accessLogs.logGroupArn,
       format: JSON.stringify({

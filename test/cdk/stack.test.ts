@@ -159,7 +159,8 @@ describe('CDK stack', () => {
   it('alarms on errors and throttles of every function and on DynamoDB throttling, sent to SNS when an email is given', () => {
     const alarms = Object.values(resourcesOf(t, 'AWS::CloudWatch::Alarm'));
     const fnCount = Object.keys(functions).length;
-    expect(alarms).toHaveLength(2 * fnCount + 2 * TABLES.length);
+    // + 1: pull's concurrency (the next test).
+    expect(alarms).toHaveLength(2 * fnCount + 2 * TABLES.length + 1);
     const metricNames = alarms.map((a) => a.Properties.MetricName);
     expect(metricNames.filter((m) => m === 'Errors')).toHaveLength(fnCount);
     expect(metricNames.filter((m) => m === 'Throttles')).toHaveLength(fnCount);
@@ -174,6 +175,71 @@ describe('CDK stack', () => {
     for (const alarm of Object.values(resourcesOf(withEmail, 'AWS::CloudWatch::Alarm'))) {
       expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
     }
+  });
+
+  it('reserves no Lambda concurrency by default (a reservation fails the deploy in low-limit accounts)', () => {
+    for (const fn of Object.values(functions)) expect(fn.Properties.ReservedConcurrentExecutions, handlerOf(fn)).toBeUndefined();
+  });
+
+  it('reserves concurrency for pull and produce when the context asks, and for no other function', () => {
+    // As `cdk deploy -c pullConcurrency=300 -c produceConcurrency=50` passes them: strings.
+    const context: Record<string, string> = { pullConcurrency: '300', produceConcurrency: '50' };
+    const reserved = synthStack(readStackConfig((k) => context[k])).template();
+    const byHandler = Object.fromEntries(
+      Object.values(resourcesOf(reserved, 'AWS::Lambda::Function')).map((fn) => [handlerOf(fn), fn.Properties.ReservedConcurrentExecutions]),
+    );
+    expect(byHandler.pull).toBe(300);
+    expect(byHandler.produce).toBe(50);
+    for (const [handler, value] of Object.entries(byHandler)) {
+      if (handler !== 'pull' && handler !== 'produce') expect(value, handler).toBeUndefined();
+    }
+    const onlyPull = Object.values(resourcesOf(synthStack({ pullConcurrency: 120 }).template(), 'AWS::Lambda::Function'));
+    expect(onlyPull.find((fn) => handlerOf(fn) === 'pull')!.Properties.ReservedConcurrentExecutions).toBe(120);
+    expect(onlyPull.find((fn) => handlerOf(fn) === 'produce')!.Properties.ReservedConcurrentExecutions).toBeUndefined();
+
+    const bad: Record<string, string>[] = [
+      { pullConcurrency: '0' },
+      { produceConcurrency: '-5' },
+      { pullConcurrency: 'many' },
+      { apiRateLimit: '0' },
+      { pullBurstLimit: '2.5' },
+    ];
+    for (const raw of bad) expect(() => readStackConfig((k) => raw[k]), JSON.stringify(raw)).toThrow(/Bad CDK context/);
+  });
+
+  it('throttles the API stage (1000 req/s, burst 500) and the pull route tighter (20 req/s, burst 40) by default', () => {
+    const [stageId, stage] = Object.entries(resourcesOf(t, 'AWS::ApiGatewayV2::Stage'))[0]!;
+    expect(stage.Properties.StageName).toBe('$default');
+    expect(stage.Properties.DefaultRouteSettings).toEqual({ ThrottlingRateLimit: 1000, ThrottlingBurstLimit: 500 });
+    const pullRoute = Object.entries(resourcesOf(t, 'AWS::ApiGatewayV2::Route')).find(([, r]) => r.Properties.RouteKey.endsWith('/pull'))!;
+    // Keys as CloudFormation spells them (RouteSettings is untyped JSON: nothing capitalizes them for us).
+    expect(stage.Properties.RouteSettings).toEqual({ [pullRoute[1].Properties.RouteKey]: { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 } });
+    // The route must exist before a stage's RouteSettings may name it.
+    const dependsOn = (t.toJSON().Resources[stageId] as { DependsOn?: string[] }).DependsOn ?? [];
+    expect(dependsOn).toContain(pullRoute[0]);
+
+    const context: Record<string, string> = { apiRateLimit: '200', apiBurstLimit: '100', pullRateLimit: '2.5', pullBurstLimit: '5' };
+    const custom = synthStack(readStackConfig((k) => context[k])).template();
+    const customStage = Object.values(resourcesOf(custom, 'AWS::ApiGatewayV2::Stage'))[0]!;
+    expect(customStage.Properties.DefaultRouteSettings).toEqual({ ThrottlingRateLimit: 200, ThrottlingBurstLimit: 100 });
+    expect(Object.values(customStage.Properties.RouteSettings)).toEqual([{ ThrottlingRateLimit: 2.5, ThrottlingBurstLimit: 5 }]);
+  });
+
+  it("alarms at 80% of pull's concurrency cap (its throttle's bound, or its reservation if lower) and of produce's reservation", () => {
+    const concurrencyAlarms = (template: typeof t) =>
+      Object.fromEntries(
+        Object.values(resourcesOf(template, 'AWS::CloudWatch::Alarm'))
+          .filter((a) => a.Properties.MetricName === 'ConcurrentExecutions')
+          .map((a) => {
+            const ref = a.Properties.Dimensions[0].Value.Ref as string;
+            const fn = resourcesOf(template, 'AWS::Lambda::Function')[ref]!;
+            return [handlerOf(fn), a.Properties.Threshold as number];
+          }),
+      );
+    // 40 + 20 s × 20/s = 440 pulls at most; 80% = 352.
+    expect(concurrencyAlarms(t)).toEqual({ pull: 352 });
+    expect(concurrencyAlarms(synthStack({ pullConcurrency: 300, produceConcurrency: 50 }).template())).toEqual({ pull: 240, produce: 40 });
+    expect(concurrencyAlarms(synthStack({ pullConcurrency: 5000 }).template())).toEqual({ pull: 352 });
   });
 
   it('keeps logs for the configured time, logs API access, schedules retention, and outputs the URL and table names', () => {

@@ -18,13 +18,26 @@ export type DynamoAction =
 
 export type TableAccess = Partial<Record<TableId, readonly DynamoAction[]>>;
 
+/** The timeout of every function whose spec gives none, in seconds: one value for the stack and the local runtime. */
+export const DEFAULT_TIMEOUT_SECONDS = 10;
+
+/** The timeout a function really gets, in seconds: what the stack deploys and what the local runtime enforces. */
+export const timeoutSecondsOf = (spec: FunctionSpec): number => spec.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
+
 export interface FunctionSpec {
   readonly handler: string;
   readonly access: TableAccess;
-  /** Seconds. API Gateway HTTP APIs wait 30 s at most for an integration. */
+  /**
+   * Seconds; DEFAULT_TIMEOUT_SECONDS when absent. Read it through timeoutSecondsOf (the stack and the local
+   * runtime both do). API Gateway HTTP APIs wait 30 s at most for an integration.
+   */
   readonly timeoutSeconds?: number;
   /** MB; 512 unless the function mostly waits. */
   readonly memoryMB?: number;
+  /** CDK context option (lib/stackConfig.ts) holding this function's reserved concurrency; unset there: none. */
+  readonly reservedConcurrencyOption?: 'pullConcurrency' | 'produceConcurrency';
+  /** CDK context options that throttle this function's route on the API stage instead of apiRateLimit / apiBurstLimit. */
+  readonly routeThrottleOptions?: { readonly rate: 'pullRateLimit'; readonly burst: 'pullBurstLimit' };
 }
 
 export interface RouteSpec extends FunctionSpec {
@@ -50,6 +63,7 @@ export const ROUTES = [
     path: '/v1/topics/{topic}/messages',
     handler: 'produce',
     access: { Catalog: readCatalog, Log: ['Query', 'PutItem'], Dedup: ['BatchGetItem', 'PutItem'] },
+    reservedConcurrencyOption: 'produceConcurrency',
   },
   {
     method: 'GET',
@@ -80,6 +94,9 @@ export const ROUTES = [
     path: '/v1/topics/{topic}/groups/{group}/pull',
     handler: 'pull',
     access: { Catalog: readCatalog, Log: readLog, GroupState: ['GetItem', 'PutItem'] },
+    // Idle long polls hold a Lambda instance each: cap them (docs/deploy.md, "Concurrency and throttling").
+    reservedConcurrencyOption: 'pullConcurrency',
+    routeThrottleOptions: { rate: 'pullRateLimit', burst: 'pullBurstLimit' },
     // Long polls wait up to 20 s, and waiting is billed per GB-second: half the memory, half the price.
     timeoutSeconds: 29,
     memoryMB: 256,
@@ -121,7 +138,8 @@ export type HandlerName = (typeof ROUTES)[number]['handler'];
 /** Functions that are not API routes. */
 export const RETENTION_FUNCTION = {
   handler: 'trimRetention',
-  access: { Catalog: ['Scan', 'GetItem', 'DeleteItem'], Log: ['Query', 'BatchWriteItem'] },
+  // Catalog PutItem: the pass's resume point (one item); GetItem reads it.
+  access: { Catalog: ['Scan', 'GetItem', 'PutItem', 'DeleteItem'], Log: ['Query', 'BatchWriteItem'] },
   timeoutSeconds: 300,
 } as const satisfies FunctionSpec;
 

@@ -1,8 +1,16 @@
 import { ZodError } from 'zod';
 import { SluiceError, type ErrorCode } from '../domain/errors.js';
 
+/**
+ * Failures of the invocation itself, which the gateway reports (the local one in local/apiServer.ts; on AWS,
+ * API Gateway answers 500 `{"message":"Internal Server Error"}` for the first two and 503 for the third):
+ * the function ran past its timeout, its reply was over Lambda's 6 MB response limit, or the HTTP API's
+ * 30 s integration timeout passed first.
+ */
+export type InvocationErrorCode = 'FunctionTimeout' | 'ResponseTooLarge' | 'IntegrationTimeout';
+
 /** The one place that turns errors into the documented error shape (API.md, "Errors"). */
-const STATUS: Record<ErrorCode | 'InternalError' | 'NotFound' | 'MethodNotAllowed', number> = {
+const STATUS: Record<ErrorCode | InvocationErrorCode | 'InternalError' | 'NotFound' | 'MethodNotAllowed', number> = {
   ValidationError: 400,
   NotSupported: 400,
   TopicNotFound: 404,
@@ -14,6 +22,9 @@ const STATUS: Record<ErrorCode | 'InternalError' | 'NotFound' | 'MethodNotAllowe
   PayloadTooLarge: 413,
   Throttled: 429,
   InternalError: 500,
+  FunctionTimeout: 500,
+  ResponseTooLarge: 500,
+  IntegrationTimeout: 503,
 };
 
 export interface HttpResult {

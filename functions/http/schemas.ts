@@ -4,6 +4,45 @@ import { LIMITS } from '../domain/limits.js';
 /** Input schemas of the API (API.md). Every bound names the limit in domain/limits.ts. */
 export const Name = z.string().regex(LIMITS.namePattern, 'must match [A-Za-z0-9_.-]{1,128}');
 
+/**
+ * The path to an array or object nested deeper than `maxDepth` levels in a parsed JSON value (a top-level
+ * array or object is level 1), or undefined when there is none. A loop with its own stack, never
+ * recursion: 1 MiB of "[" nests 500,000 levels, and JSON.stringify already overflows near 4,000.
+ */
+export function pathNestedDeeperThan(value: unknown, maxDepth: number): Array<string | number> | undefined {
+  interface Frame {
+    readonly value: object;
+    readonly level: number;
+    readonly parent?: Frame;
+    readonly key?: string | number;
+  }
+  if (value === null || typeof value !== 'object') return undefined;
+  const stack: Frame[] = [{ value, level: 1 }];
+  while (stack.length > 0) {
+    const frame = stack.pop()!;
+    if (frame.level > maxDepth) {
+      const path: Array<string | number> = [];
+      for (let f: Frame | undefined = frame; f?.key !== undefined; f = f.parent) path.push(f.key);
+      return path.reverse();
+    }
+    const entries: Array<[string | number, unknown]> = Array.isArray(frame.value)
+      ? frame.value.map((child: unknown, i) => [i, child])
+      : Object.entries(frame.value);
+    for (const [key, child] of entries) {
+      if (child !== null && typeof child === 'object') stack.push({ value: child, level: frame.level + 1, parent: frame, key });
+    }
+  }
+  return undefined;
+}
+
+/** Free-form JSON from the client (a message body), nested at most LIMITS.maxNestingDepth levels. */
+const FreeJson = z
+  .unknown()
+  .refine(
+    (value) => pathNestedDeeperThan(value, LIMITS.maxNestingDepth) === undefined,
+    `must not nest arrays and objects more than ${LIMITS.maxNestingDepth} levels deep`,
+  );
+
 /** Query-string integers arrive as text. */
 const queryInt = (min: number, max: number) =>
   z
@@ -38,7 +77,7 @@ const ProducerId = z
 
 const Message = z
   .object({
-    body: z.unknown().optional(),
+    body: FreeJson.optional(),
     bodyBase64: z.base64().optional(),
     key: z.string().min(1).max(LIMITS.maxKeyLength).optional(),
     tags: z.array(Tag).max(LIMITS.maxTags).optional(),
@@ -123,4 +162,4 @@ export const BrowseQuery = z
   })
   .strict();
 
-export const DeadLetterQuery = z.object({ limit: queryInt(1, 100).default(50) }).strict();
+export const DeadLetterQuery = z.object({ limit: queryInt(1, 100).default(50), after: z.string().min(1).max(64).optional() }).strict();

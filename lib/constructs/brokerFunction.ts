@@ -6,7 +6,7 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
 import { fileURLToPath } from 'node:url';
-import type { FunctionSpec } from '../routes.js';
+import { timeoutSecondsOf, type FunctionSpec } from '../routes.js';
 import type { TableId } from '../tables.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -16,6 +16,8 @@ export interface BrokerFunctionProps {
   readonly tables: Record<TableId, TableV2>;
   readonly environment: Record<string, string>;
   readonly logRetention: RetentionDays;
+  /** Reserved concurrency: a cap on the function and a share of the account's pool kept for it. None by default. */
+  readonly reservedConcurrency?: number;
 }
 
 /**
@@ -40,9 +42,10 @@ export class BrokerFunction extends Construct {
       runtime: Runtime.NODEJS_22_X,
       architecture: Architecture.ARM_64,
       memorySize: props.spec.memoryMB ?? 512,
-      timeout: Duration.seconds(props.spec.timeoutSeconds ?? 10),
+      timeout: Duration.seconds(timeoutSecondsOf(props.spec)),
       role,
       logGroup,
+      reservedConcurrentExecutions: props.reservedConcurrency,
       environment: {
         ...props.environment,
         POWERTOOLS_SERVICE_NAME: 'sluice',

@@ -22,6 +22,14 @@ const freshTopic = (suffix: string) => `/v1/topics/${RUN}-${suffix}`;
 const tooLongName = RUN.padEnd(129, 'x');
 const ok = { body: 'fine' };
 
+/** Arrays and objects nested `levels` deep around "deep": [{"a": [{"a": … "deep" …}]}], as JSON text. */
+function nestedJson(levels: number): string {
+  const wrappers = Array.from({ length: levels }, (_, i) => (i % 2 === 0 ? ['[', ']'] : ['{"a":', '}']));
+  return `${wrappers.map(([open]) => open).join('')}"deep"${wrappers.map(([, close]) => close).reverse().join('')}`;
+}
+/** The same value (JSON.stringify itself overflows the stack near 4,000 levels, so deeper ones stay text). */
+const nested = (levels: number): unknown => JSON.parse(nestedJson(levels));
+
 interface Fixture {
   /** A receipt of a message still leased to group G. */
   inFlightReceipt: string;
@@ -218,6 +226,15 @@ describe('bad input', () => {
       code: 'ValidationError',
       absent: { path: freshTopic('null'), code: 'TopicNotFound' },
     },
+    {
+      name: 'topic body with a field nested 5000 levels deep',
+      method: 'PUT',
+      path: freshTopic('deep'),
+      rawBody: `{"partitions": 2, "x": ${nestedJson(5000)}}`,
+      status: 400,
+      code: 'ValidationError',
+      absent: { path: freshTopic('deep'), code: 'TopicNotFound' },
+    },
     { name: 'existing topic with other partitions (409)', method: 'PUT', path: topicPath, body: { partitions: 3 }, status: 409, code: 'Conflict' },
   ];
 
@@ -392,6 +409,30 @@ describe('bad input', () => {
       absent: { path: `/v1/topics/${MISSING_TOPIC}`, code: 'TopicNotFound' },
     },
     { name: 'produce to a topic name with a star', method: 'POST', path: `/v1/topics/a*${RUN}/messages`, body: { messages: [ok] }, status: 400, code: 'ValidationError' },
+    {
+      name: 'message body nested 101 levels deep (next to a small one)',
+      method: 'POST',
+      path: messages,
+      body: { messages: [ok, { body: nested(101) }] },
+      status: 400,
+      code: 'ValidationError',
+    },
+    {
+      name: 'message body nested 5000 levels deep',
+      method: 'POST',
+      path: messages,
+      rawBody: `{"messages": [{"body": ${nestedJson(5000)}}]}`,
+      status: 400,
+      code: 'ValidationError',
+    },
+    {
+      name: 'request nested 400,000 levels deep (800 KB of brackets)',
+      method: 'POST',
+      path: messages,
+      rawBody: `{"messages": [{"body": ${'['.repeat(400_000)}${']'.repeat(400_000)}}]}`,
+      status: 400,
+      code: 'ValidationError',
+    },
   ];
 
   describe('produce', () => {
@@ -672,6 +713,22 @@ describe('bad input', () => {
       expect(reply.body.stale).toHaveLength(receipts.length);
     }
     expect((await api('GET', path)).body).toEqual(before);
+  });
+
+  it('a message body nested 100 levels deep is accepted and read back whole', async () => {
+    const { topic, groupPath: path } = await topicWithGroup(api, { group: {} });
+    const body = nested(100);
+    const [result] = await produce(api, topic, [{ body }]);
+    expect(result).toMatchObject({ partition: 0, offset: 0 });
+    const [message] = await pullAll(api, path);
+    expect(message!.body).toEqual(body);
+  });
+
+  it('a body nested too deep is refused with the field named', async () => {
+    const just = await api('POST', messages, { messages: [ok, { body: nested(101) }] });
+    expect(just.body.error.message).toContain('messages.1.body');
+    const far = await api('POST', messages, undefined, `{"messages": [{"body": ${nestedJson(5000)}}]}`);
+    expect(far.body.error.message).toContain('messages.0.body');
   });
 
   it('has at least 35 malformed-request cases', () => {

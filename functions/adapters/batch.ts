@@ -1,8 +1,15 @@
 import { BatchGetCommand, BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 
-/* Batch calls may return unprocessed work under load; retry it with backoff (AWS guidance for BatchGetItem/BatchWriteItem). */
+/*
+ * Batch calls may return unprocessed work under load (throttling); retry it with exponential backoff
+ * and jitter (AWS guidance for BatchGetItem/BatchWriteItem), so concurrent callers do not retry in step.
+ * Rounds 1..7 wait 25-50 ms up to 0.5-1 s each, about 3.5 s at most in all before giving up.
+ */
 const MAX_ROUNDS = 8;
-const pause = (round: number) => new Promise((r) => setTimeout(r, Math.min(1000, 25 * 2 ** round)));
+const pause = (round: number) => {
+  const ceiling = Math.min(1000, 25 * 2 ** round);
+  return new Promise((r) => setTimeout(r, ceiling / 2 + Math.random() * (ceiling / 2)));
+};
 
 export function chunk<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];

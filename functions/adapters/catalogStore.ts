@@ -175,4 +175,17 @@ export class DynamoCatalogStore implements CatalogStore {
   async deleteGroup(topic: string, group: string) {
     await this.client.send(new DeleteCommand({ TableName: this.table, Key: { pk: topicPk(topic), sk: groupSk(group) } }));
   }
+
+  async getRetentionCursor() {
+    const out = await this.client.send(new GetCommand({ TableName: this.table, Key: RETENTION_CURSOR_KEY, ConsistentRead: true }));
+    return out.Item?.lastStarted as string | undefined;
+  }
+
+  /** An unconditional put of the same value: a retry or a repeat is harmless. */
+  async putRetentionCursor(lastStarted: string) {
+    await this.client.send(new PutCommand({ TableName: this.table, Item: { ...RETENTION_CURSOR_KEY, lastStarted } }));
+  }
 }
+
+/** The retention pass's resume point: one item, out of the way of the topic / grave scans (their sk differs). */
+const RETENTION_CURSOR_KEY = { pk: 'retention', sk: 'cursor' };

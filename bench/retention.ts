@@ -1,0 +1,102 @@
+/**
+ * Retention throughput against the local emulator (docs/retention.md): writes expired segments of a
+ * few sizes straight through the log store, then times one retention pass and meters its calls.
+ * Starts its own emulator on a free port and stops it at the end.
+ *
+ *   npm run bench:retention -- [segments-per-case-scale]
+ */
+import { randomBytes } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { startMetering } from '../functions/adapters/metering.js';
+import { dynamoStores } from '../functions/adapters/stores.js';
+import { loadConfig } from '../functions/config.js';
+import { topicKeyOf, type Topic } from '../functions/domain/ports.js';
+import { trimAllTopics } from '../functions/domain/retention.js';
+import { ensureEmulatorInstalled, freePort, startEmulator } from '../local/emulator.js';
+import { useLocalAws } from '../local/environment.js';
+import { createTables } from '../local/tables.js';
+
+const HOUR = 3600_000;
+const scale = Number(process.argv[2] ?? 1);
+const cases = [
+  { label: '~150 B', bytes: 100, segments: 3000, partitions: 1 },
+  { label: '~150 B', bytes: 100, segments: 3000, partitions: 4 },
+  { label: '~10 KB', bytes: 10_000, segments: 1000, partitions: 1 },
+  { label: '~250 KB', bytes: 250_000, segments: 120, partitions: 1 },
+];
+
+ensureEmulatorInstalled();
+const emulator = await startEmulator(await freePort());
+const prefix = `m${Date.now().toString(36)}`;
+useLocalAws(emulator.endpoint, prefix);
+process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+try {
+  await createTables(new DynamoDBClient({}), prefix);
+  const stores = dynamoStores(loadConfig());
+  for (const c of cases) {
+    for (const concurrency of [1, 4]) {
+      const segments = Math.round(c.segments * scale);
+      const topic: Topic = {
+        name: `m-${randomBytes(4).toString('hex')}`,
+        partitions: c.partitions,
+        retentionHours: 1,
+        createdAt: Date.now(),
+        epoch: randomBytes(4).toString('hex'),
+      };
+      await stores.catalog.createTopic(topic);
+      const key = topicKeyOf(topic);
+      const body = 'x'.repeat(c.bytes);
+      const old = Date.now() - 2 * HOUR;
+      const writeStarted = Date.now();
+      const perPartition = Math.ceil(segments / c.partitions);
+      for (let i = 0; i < perPartition; i += 16) {
+        const writes = [];
+        for (let p = 0; p < c.partitions; p++)
+          for (let j = i; j < Math.min(perPartition, i + 16); j++)
+            writes.push(stores.log.appendSegment(key, { partition: p, base: j, producedAt: old, records: [{ b: body }] }, [], 0));
+        await Promise.all(writes);
+      }
+      const writeMs = Date.now() - writeStarted;
+      const meter = startMetering();
+      const started = Date.now();
+      const result = await trimAllTopics(stores, Date.now(), { concurrency });
+      const ms = Date.now() - started;
+      const written = perPartition * c.partitions;
+      const calls = Object.entries(meter.byCommand)
+        .map(([name, m]) => `${name.replace(/Command$/, '')} ${m.calls}`)
+        .join(', ');
+      console.log(
+        `${c.label} x ${written} in ${c.partitions} partition(s), concurrency ${concurrency}: deleted ${result.deleted} ` +
+          `(expected ${written - c.partitions}) in ${ms} ms = ${Math.round((result.deleted / ms) * 1000)} segments/s; ` +
+          `write of the same took ${writeMs} ms; calls: ${calls}; RRU ${meter.readUnits}, WRU ${meter.writeUnits} (metered as DynamoDB would)`,
+      );
+    }
+  }
+
+  // An idle pass: many partitions, nothing expired (the steady state of most partitions in most passes).
+  const idleTopics = Math.round(200 * scale);
+  for (let t = 0; t < idleTopics; t++) {
+    const topic: Topic = { name: `idle-${t}`, partitions: 4, retentionHours: 72, createdAt: Date.now(), epoch: 'e' };
+    await stores.catalog.createTopic(topic);
+    await Promise.all(
+      [0, 1, 2, 3].map((p) =>
+        stores.log.appendSegment(topicKeyOf(topic), { partition: p, base: 0, producedAt: Date.now(), records: [{ b: 'x'.repeat(20_000) }] }, [], 0),
+      ),
+    );
+  }
+  for (const concurrency of [1, 8]) {
+    const meter = startMetering();
+    const started = Date.now();
+    const result = await trimAllTopics(stores, Date.now(), { concurrency });
+    const ms = Date.now() - started;
+    const partitions = result.topics * 4;
+    console.log(
+      `idle pass over ${result.topics} topics (~${partitions} partitions, one ~20 KB segment each), concurrency ${concurrency}: ` +
+        `${ms} ms = ${(ms / partitions).toFixed(2)} ms per partition; deleted ${result.deleted}; calls: ` +
+        Object.entries(meter.byCommand).map(([name, m]) => `${name.replace(/Command$/, '')} ${m.calls}`).join(', ') +
+        `; RRU ${meter.readUnits}`,
+    );
+  }
+} finally {
+  await emulator.stop();
+}

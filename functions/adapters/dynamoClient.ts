@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { notifyCall } from './callObserver.js';
-import { checkFault } from './faults.js';
+import { checkFault, checkLostReply, slowDown } from './faults.js';
 import { record } from './metering.js';
 
 /**
@@ -20,12 +20,22 @@ export function dynamo(): DynamoDBDocumentClient {
       const name = context.commandName ?? 'unknown';
       notifyCall(name, args.input);
       checkFault(name, 'before');
+      await slowDown(name);
       const result = await next(args);
       record(name, args.input, result.output);
       checkFault(name, 'after');
       return result;
     },
     { step: 'build', name: 'sluiceFaultsAndMetering' },
+  );
+  // Inside the retry loop (deserialize runs per attempt): a reply lost after the call was applied.
+  base.middlewareStack.add(
+    (next, context) => async (args) => {
+      const result = await next(args);
+      checkLostReply(context.commandName ?? 'unknown');
+      return result;
+    },
+    { step: 'deserialize', name: 'sluiceLostReply' },
   );
   client = DynamoDBDocumentClient.from(base, { marshallOptions: { removeUndefinedValues: true } });
   return client;

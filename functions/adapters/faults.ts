@@ -1,13 +1,21 @@
 /**
- * Fault injection for crash tests: makes the Nth matching AWS call fail before or after it reaches the
- * service, as if the Lambda died between two AWS calls. Nothing arms it outside tests.
+ * Fault injection for crash tests. Nothing arms it outside tests.
+ * - `before` / `after`: the Nth matching AWS call fails before it reaches the service, or after it was
+ *   applied, and the failure reaches the caller, as if the Lambda died between two AWS calls.
+ * - `lostReply`: the Nth matching call is applied, then its reply is lost *inside the SDK's retry loop*
+ *   (a TimeoutError, which the SDK classifies as transient), so the SDK sends the very same request
+ *   again — what happens on AWS when a response times out after DynamoDB applied the write.
+ * - `slow`: the Nth matching call waits `delayMs` before it is sent (a slow network or a throttled retry).
+ * Several plans may be armed at once; each counts its own matching calls.
  */
 export interface FaultPlan {
-  /** SDK command name, e.g. "TransactWriteItemsCommand" or "PutCommand" (the document client's names are mapped). */
+  /** SDK command name, e.g. "TransactWriteItemsCommand" or "PutCommand" (the document client's names are mapped); "*" is any. */
   readonly command: string;
-  readonly when: 'before' | 'after';
+  readonly when: 'before' | 'after' | 'lostReply' | 'slow';
   /** Which matching call fails (1 = the first). */
   readonly nth?: number;
+  /** For `slow`: how long the call waits. */
+  readonly delayMs?: number;
 }
 
 export class InjectedFault extends Error {
@@ -17,28 +25,51 @@ export class InjectedFault extends Error {
   }
 }
 
-let armed: { plan: FaultPlan; seen: number } | undefined;
+let armed: Array<{ plan: FaultPlan; seen: number }> = [];
 
 export function injectFault(plan: FaultPlan) {
-  armed = { plan, seen: 0 };
+  armed.push({ plan, seen: 0 });
 }
 
 export function clearFault() {
-  armed = undefined;
+  armed = [];
 }
 
-export const faultFired = () => armed === undefined;
+/** True once every armed plan has fired. */
+export const faultFired = () => armed.length === 0;
 
-/** Called around each AWS call; throws when the armed fault matches. */
-export function checkFault(commandName: string, when: 'before' | 'after') {
-  if (!armed || armed.plan.when !== when || !sameCommand(armed.plan.command, commandName)) return;
-  armed.seen++;
-  if (armed.seen === (armed.plan.nth ?? 1)) {
-    const plan = armed.plan;
-    armed = undefined;
-    throw new InjectedFault(plan);
+function fires(commandName: string, when: FaultPlan['when']): FaultPlan | undefined {
+  for (const entry of armed) {
+    if (entry.plan.when !== when || !sameCommand(entry.plan.command, commandName)) continue;
+    entry.seen++;
+    if (entry.seen !== (entry.plan.nth ?? 1)) continue;
+    armed = armed.filter((e) => e !== entry);
+    return entry.plan;
   }
+  return undefined;
+}
+
+/** Called around each AWS call, outside the SDK's retries; throws when an armed fault matches. */
+export function checkFault(commandName: string, when: 'before' | 'after') {
+  const plan = fires(commandName, when);
+  if (plan) throw new InjectedFault(plan);
+}
+
+/** Called before each AWS call; waits when an armed `slow` plan matches. */
+export async function slowDown(commandName: string) {
+  const plan = fires(commandName, 'slow');
+  if (plan) await new Promise((r) => setTimeout(r, plan.delayMs ?? 1000));
+}
+
+/** Called after each attempt was applied, inside the SDK's retries; throws a retryable timeout when armed. */
+export function checkLostReply(commandName: string) {
+  const plan = fires(commandName, 'lostReply');
+  if (!plan) return;
+  const lost = new Error(`injected: the reply of ${commandName} was lost after it was applied`);
+  // @smithy/service-error-classification treats "TimeoutError" as transient: the SDK retries the request.
+  lost.name = 'TimeoutError';
+  throw lost;
 }
 
 const base = (name: string) => name.replace(/Command$/, '').replace(/Item$/, '');
-const sameCommand = (a: string, b: string) => base(a) === base(b);
+const sameCommand = (planned: string, actual: string) => planned === '*' || base(planned) === base(actual);

@@ -1,39 +1,61 @@
 import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { VersionConflict, type BroadcastCursor, type DeadLetter, type GroupStateStore } from '../domain/ports.js';
-import type { InFlight, PartitionProgress } from '../domain/progress.js';
+import { VersionConflict, type BroadcastCursor, type DeadLetter, type DeadLetterPage, type GroupStateStore, type ProgressExtra } from '../domain/ports.js';
+import type { LogMessage } from '../domain/messages.js';
+import type { DeadMark, InFlight, PartitionProgress } from '../domain/progress.js';
 import { LIMITS } from '../domain/limits.js';
 import { batchDeleteAll } from './batch.js';
-import { cancellationCodes, isConditionFailure, isTransactionConflict } from './dynamoErrors.js';
+import {
+  cancellationCodes,
+  cancellationItem,
+  failedItem,
+  isConditionFailure,
+  isTransactionConflict,
+  newWriteToken,
+  writtenBy,
+} from './dynamoErrors.js';
 
 /**
  * Group state under pk "<topic>@<epoch>/<group>":
- *   sk "p#<partition>"               progress: d = dispatched, h = segment hint, f = in-flight entries, v = version
- *   sk "c#<consumer>#<partition>"    broadcast cursor
+ *   sk "p#<partition>"               progress: d = dispatched, h = segment hint, f = in-flight entries,
+ *                                    x = recently dead offsets, v = version, w = write token
+ *   sk "c#<consumer>#<partition>"    broadcast cursor (v = version, w = write token)
  *   sk "d#<deadAt>#<partition>#<offset>"  dead letter with a copy of the message
- * In-flight entries are one JSON string of [offset, until, deliveries, token] tuples: compact, because
- * the whole item is rewritten on every pull and ack.
+ *   sk "r#<partition>#<offset>"      a redriven dead letter's copy, kept until TTL (the segment may be gone)
+ * In-flight entries are one JSON string of [offset, until, deliveries, token(, 1 = has a copy)] tuples:
+ * compact, because the whole item is rewritten on every pull and ack.
+ *
+ * Every versioned write carries a fresh write token and asks for the stored item on a condition
+ * failure (ALL_OLD): when the SDK retries a write whose reply was lost after it was applied, the retry
+ * fails its version check on our own write, and the token shows that it was ours (DESIGN.md invariant 5).
  */
 const pad = (n: number, width: number) => n.toString().padStart(width, '0');
 const progressSk = (partition: number) => `p#${pad(partition, 3)}`;
 const cursorSk = (consumerId: string, partition: number) => `c#${consumerId}#${pad(partition, 3)}`;
 const deadSk = (l: DeadLetter) => `d#${pad(l.deadAt, 13)}#${pad(l.message.partition, 3)}#${pad(l.message.offset, 15)}`;
+const copySk = (partition: number, offset: number) => `r#${pad(partition, 3)}#${pad(offset, 15)}`;
 
-type Tuple = [number, number, number, string];
+type Tuple = [number, number, number, string] | [number, number, number, string, 1];
 
 function toProgress(item: Record<string, unknown>): PartitionProgress {
   const tuples = JSON.parse(item.f as string) as Tuple[];
+  const marks = item.x ? (JSON.parse(item.x as string) as Array<[number, number]>) : [];
   return {
     dispatched: item.d as number,
     segmentHint: item.h as number,
-    entries: tuples.map(([offset, until, deliveries, token]): InFlight => ({ offset, until, deliveries, token })),
+    entries: tuples.map(
+      ([offset, until, deliveries, token, copy]): InFlight => ({ offset, until, deliveries, token, ...(copy ? { copy: true } : {}) }),
+    ),
+    dead: marks.map(([offset, at]): DeadMark => ({ offset, at })),
     version: item.v as number,
   };
 }
 
+const toTuple = (e: InFlight): Tuple => (e.copy ? [e.offset, e.until, e.deliveries, e.token, 1] : [e.offset, e.until, e.deliveries, e.token]);
+
 function versionCondition(version: number) {
   return version === 1
-    ? { ConditionExpression: 'attribute_not_exists(pk)' }
-    : { ConditionExpression: 'v = :prev', ExpressionAttributeValues: { ':prev': version - 1 } };
+    ? { ConditionExpression: 'attribute_not_exists(pk)', ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const }
+    : { ConditionExpression: 'v = :prev', ExpressionAttributeValues: { ':prev': version - 1 }, ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const };
 }
 
 export class DynamoGroupStateStore implements GroupStateStore {
@@ -74,12 +96,8 @@ export class DynamoGroupStateStore implements GroupStateStore {
     return new Map(items.map((item) => [Number((item.sk as string).slice(2)), toProgress(item)]));
   }
 
-  async putProgress(
-    groupKey: string,
-    partition: number,
-    next: PartitionProgress,
-    extra: { deadLetters?: readonly DeadLetter[]; redrivenKeys?: readonly string[] } = {},
-  ) {
+  async putProgress(groupKey: string, partition: number, next: PartitionProgress, extra: ProgressExtra = {}) {
+    const writeToken = newWriteToken();
     const put = {
       TableName: this.table,
       Item: {
@@ -87,19 +105,22 @@ export class DynamoGroupStateStore implements GroupStateStore {
         sk: progressSk(partition),
         d: next.dispatched,
         h: next.segmentHint,
-        f: JSON.stringify(next.entries.map((e): Tuple => [e.offset, e.until, e.deliveries, e.token])),
+        f: JSON.stringify(next.entries.map(toTuple)),
+        ...(next.dead.length > 0 ? { x: JSON.stringify(next.dead.map((m) => [m.offset, m.at])) } : {}),
         v: next.version,
+        w: writeToken,
       },
       ...versionCondition(next.version),
     };
     const dead = extra.deadLetters ?? [];
-    const redriven = extra.redrivenKeys ?? [];
+    const redriven = extra.redriven ?? [];
+    const dropped = extra.droppedLetters ?? [];
+    const expires = Math.floor(Date.now() / 1000) + LIMITS.deadLetterRetentionSeconds;
     try {
-      if (dead.length === 0 && redriven.length === 0) {
+      if (dead.length === 0 && redriven.length === 0 && dropped.length === 0) {
         await this.client.send(new PutCommand(put));
         return;
       }
-      const expires = Math.floor(Date.now() / 1000) + LIMITS.deadLetterRetentionSeconds;
       await this.client.send(
         new TransactWriteCommand({
           TransactItems: [
@@ -110,15 +131,37 @@ export class DynamoGroupStateStore implements GroupStateStore {
                 Item: { pk: groupKey, sk: deadSk(l), msg: JSON.stringify(l.message), dc: l.deliveryCount, da: l.deadAt, exp: expires },
               },
             })),
-            ...redriven.map((sk) => ({ Delete: { TableName: this.table, Key: { pk: groupKey, sk } } })),
+            // A redriven letter moves: its copy stays (r#) for the redelivery, its dead-letter item goes.
+            ...redriven.flatMap((r) => [
+              { Delete: { TableName: this.table, Key: { pk: groupKey, sk: r.key } } },
+              {
+                Put: {
+                  TableName: this.table,
+                  Item: { pk: groupKey, sk: copySk(r.message.partition, r.message.offset), msg: JSON.stringify(r.message), exp: expires },
+                },
+              },
+            ]),
+            ...dropped.map((sk) => ({ Delete: { TableName: this.table, Key: { pk: groupKey, sk } } })),
           ],
         }),
       );
     } catch (error) {
-      if (isConditionFailure(error) || isTransactionConflict(error)) throw new VersionConflict();
-      if ((cancellationCodes(error) ?? []).includes('ConditionalCheckFailed')) throw new VersionConflict();
+      if (isConditionFailure(error)) {
+        if (writtenBy(failedItem(error), writeToken)) return;
+        throw new VersionConflict();
+      }
+      const codes = cancellationCodes(error);
+      if (codes?.[0] === 'ConditionalCheckFailed' && writtenBy(cancellationItem(error, 0), writeToken)) return;
+      if (isTransactionConflict(error) || (codes ?? []).includes('ConditionalCheckFailed')) throw new VersionConflict();
       throw error;
     }
+  }
+
+  async getRedriveCopy(groupKey: string, partition: number, offset: number): Promise<LogMessage | undefined> {
+    const out = await this.client.send(
+      new GetCommand({ TableName: this.table, Key: { pk: groupKey, sk: copySk(partition, offset) }, ConsistentRead: true }),
+    );
+    return out.Item ? (JSON.parse(out.Item.msg as string) as LogMessage) : undefined;
   }
 
   async getCursor(groupKey: string, consumerId: string, partition: number) {
@@ -129,6 +172,7 @@ export class DynamoGroupStateStore implements GroupStateStore {
   }
 
   async putCursor(groupKey: string, cursor: BroadcastCursor) {
+    const writeToken = newWriteToken();
     try {
       await this.client.send(
         new PutCommand({
@@ -141,12 +185,16 @@ export class DynamoGroupStateStore implements GroupStateStore {
             d: cursor.dispatched,
             h: cursor.segmentHint,
             v: cursor.version,
+            w: writeToken,
           },
           ...versionCondition(cursor.version),
         }),
       );
     } catch (error) {
-      if (isConditionFailure(error)) throw new VersionConflict();
+      if (isConditionFailure(error)) {
+        if (writtenBy(failedItem(error), writeToken)) return;
+        throw new VersionConflict();
+      }
       throw error;
     }
   }
@@ -155,14 +203,37 @@ export class DynamoGroupStateStore implements GroupStateStore {
     return (await this.queryPrefix(groupKey, 'c#')).map(toCursor);
   }
 
-  async listDeadLetters(groupKey: string, limit: number) {
-    const items = await this.queryPrefix(groupKey, 'd#', limit);
-    return items.map((item) => ({
-      key: item.sk as string,
-      message: JSON.parse(item.msg as string),
-      deliveryCount: item.dc as number,
-      deadAt: item.da as number,
-    }));
+  async listDeadLetters(groupKey: string, limit: number, after?: string, maxBytes = Infinity): Promise<DeadLetterPage> {
+    const letters: DeadLetterPage['letters'] = [];
+    let bytes = 0;
+    let start: Record<string, unknown> | undefined = after ? { pk: groupKey, sk: after } : undefined;
+    for (;;) {
+      const out = await this.client.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+          ExpressionAttributeValues: { ':pk': groupKey, ':prefix': 'd#' },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+          Limit: limit - letters.length,
+        }),
+      );
+      for (const item of out.Items ?? []) {
+        const size = (item.msg as string).length;
+        // Always at least one letter per page, so a caller paging with `next` never stalls.
+        if (letters.length > 0 && bytes + size > maxBytes) return { letters, next: letters[letters.length - 1]!.key };
+        bytes += size;
+        letters.push({
+          key: item.sk as string,
+          message: JSON.parse(item.msg as string),
+          deliveryCount: item.dc as number,
+          deadAt: item.da as number,
+        });
+      }
+      start = out.LastEvaluatedKey;
+      if (!start) return { letters };
+      if (letters.length >= limit) return { letters, next: letters[letters.length - 1]!.key };
+    }
   }
 
   async deleteGroupState(groupKey: string) {

@@ -1,8 +1,9 @@
 import { PutCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { Segment, StoredRecord } from '../domain/messages.js';
 import { IdsTaken, OffsetTaken, type DedupEntry, type LogStore, type SegmentWrite } from '../domain/ports.js';
 import { batchDeleteAll } from './batch.js';
-import { cancellationCodes, isConditionFailure, isTransactionConflict } from './dynamoErrors.js';
+import { cancellationCodes, cancellationItem, failedItem, isConditionFailure, isTransactionConflict, newWriteToken, writtenBy } from './dynamoErrors.js';
 
 /**
  * Log segments: pk "<topic>@<epoch>#<partition>", sk = base offset, n = count, ts = produce time,
@@ -20,6 +21,12 @@ function toSegment(partition: number, item: Record<string, unknown>): Segment {
     producedAt: item.ts as number,
     records: JSON.parse(item.m as string) as StoredRecord[],
   };
+}
+
+/** The offset after a segment item in wire form (as a condition failure returns it). */
+function segmentEnd(item: Record<string, AttributeValue> | undefined): number | undefined {
+  if (!item?.sk?.N || !item.n?.N) return undefined;
+  return Number(item.sk.N) + Number(item.n.N);
 }
 
 export class DynamoLogStore implements LogStore {
@@ -54,21 +61,30 @@ export class DynamoLogStore implements LogStore {
   }
 
   async appendSegment(topicKey: string, segment: SegmentWrite, ids: readonly DedupEntry[], idExpiresAt: number) {
+    // A token of this append: when the SDK retries a write whose reply was lost after DynamoDB applied
+    // it, the retry fails its condition on our own segment; the token tells "ours" from "someone else's".
+    const writeToken = newWriteToken();
     const item = {
       pk: logPk(topicKey, segment.partition),
       sk: segment.base,
       n: segment.records.length,
       ts: segment.producedAt,
       m: JSON.stringify(segment.records),
+      w: writeToken,
     };
     // The append's whole correctness: the offset is taken only if no segment starts there yet.
-    const condition = 'attribute_not_exists(pk)';
+    // ALL_OLD returns the segment that holds the offset with the condition failure (no extra read units).
+    const condition = { ConditionExpression: 'attribute_not_exists(pk)', ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const };
     if (ids.length === 0) {
       try {
-        await this.client.send(new PutCommand({ TableName: this.table, Item: item, ConditionExpression: condition }));
+        await this.client.send(new PutCommand({ TableName: this.table, Item: item, ...condition }));
         return;
       } catch (error) {
-        if (isConditionFailure(error)) throw new OffsetTaken();
+        if (isConditionFailure(error)) {
+          const winner = failedItem(error);
+          if (writtenBy(winner, writeToken)) return;
+          throw new OffsetTaken(segmentEnd(winner));
+        }
         throw error;
       }
     }
@@ -76,7 +92,7 @@ export class DynamoLogStore implements LogStore {
       await this.client.send(
         new TransactWriteCommand({
           TransactItems: [
-            { Put: { TableName: this.table, Item: item, ConditionExpression: condition } },
+            { Put: { TableName: this.table, Item: item, ...condition } },
             ...ids.map((id) => ({
               Put: {
                 TableName: this.dedupTable,
@@ -92,9 +108,12 @@ export class DynamoLogStore implements LogStore {
     } catch (error) {
       const codes = cancellationCodes(error);
       if (codes) {
+        // Our own transaction, applied before its reply was lost: the segment and its ids are all there.
+        if (codes[0] === 'ConditionalCheckFailed' && writtenBy(cancellationItem(error, 0), writeToken)) return;
         const takenIds = ids.filter((_, i) => codes[i + 1] === 'ConditionalCheckFailed').map((id) => id.id);
         if (takenIds.length > 0) throw new IdsTaken(takenIds);
-        if (codes[0] === 'ConditionalCheckFailed' || isTransactionConflict(error)) throw new OffsetTaken();
+        if (codes[0] === 'ConditionalCheckFailed') throw new OffsetTaken(segmentEnd(cancellationItem(error, 0)));
+        if (isTransactionConflict(error)) throw new OffsetTaken();
       }
       if (isTransactionConflict(error)) throw new OffsetTaken();
       throw error;
@@ -135,5 +154,31 @@ export class DynamoLogStore implements LogStore {
       this.table,
       bases.map((sk) => ({ pk: logPk(topicKey, partition), sk })),
     );
+  }
+
+  /**
+   * Retention's listing: keys, counts and produce times only, eventually consistent (half the read
+   * units; segments never change). The projection saves transfer, not read units or page size:
+   * DynamoDB counts the whole items read against a Query's 1 MB, so big segments need several pages.
+   */
+  async segmentKeysFrom(topicKey: string, partition: number, fromBase: number, limit: number) {
+    const keys: Array<{ base: number; count: number; producedAt: number }> = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.client.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk AND sk >= :b',
+          ExpressionAttributeValues: { ':pk': logPk(topicKey, partition), ':b': fromBase },
+          ProjectionExpression: 'sk, n, ts',
+          Limit: limit - keys.length,
+          ConsistentRead: false,
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of out.Items ?? []) keys.push({ base: item.sk as number, count: item.n as number, producedAt: item.ts as number });
+      start = out.LastEvaluatedKey;
+    } while (start && keys.length < limit);
+    return keys;
   }
 }

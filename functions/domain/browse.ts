@@ -1,4 +1,5 @@
 import { SluiceError, validation } from './errors.js';
+import { LIMITS } from './limits.js';
 import { parseServerMessageId } from './ids.js';
 import { messageAt, readFrom } from './logReader.js';
 import type { LogMessage } from './messages.js';
@@ -15,7 +16,8 @@ export async function browsePartition(
   const topic = await requireTopic(stores, topicName);
   if (partition >= topic.partitions) throw validation(`partition must be below the topic's ${topic.partitions} partitions.`);
   const start = from ?? (await partitionInfo(stores, topic, partition)).startOffset;
-  const batch = await readFrom(stores.log, topicKeyOf(topic), partition, start, -1, limit);
+  // A page stops at a reply's worth of bytes (Lambda's 6 MB response limit); `next` continues it.
+  const batch = await readFrom(stores.log, topicKeyOf(topic), partition, start, -1, limit, { maxBytes: LIMITS.maxReplyMessageBytes });
   return { messages: batch.messages, next: batch.next };
 }
 

@@ -1,7 +1,8 @@
 import { validation } from './errors.js';
 import { matchesFilter } from './filter.js';
 import { formatReceipt, parseReceipt, type Receipt } from './ids.js';
-import { OffsetReader, readFrom } from './logReader.js';
+import { LIMITS } from './limits.js';
+import { OffsetReader, readFrom, replyBytes } from './logReader.js';
 import type { LogMessage } from './messages.js';
 import { groupKeyOf, topicKeyOf, VersionConflict, type DeadLetter, type Group, type Stores, type Topic } from './ports.js';
 import { applyAcks, applyNacks, applyPull, freshProgress, planPull, type InFlight, type SettleResult } from './progress.js';
@@ -27,46 +28,98 @@ const MAX_POLL_DELAY_MS = 500;
 const RETRY_ATTEMPTS = 3;
 type PartitionPull = Delivery[] | 'contended';
 
-export async function pull(stores: Stores, topicName: string, groupName: string, request: PullRequest): Promise<Delivery[]> {
-  const { topic, group } = await requireGroupCached(stores, topicName, groupName);
+export async function pull(
+  stores: Stores,
+  topicName: string,
+  groupName: string,
+  request: PullRequest,
+  deadline = Date.now() + (request.waitSeconds + 8) * 1000,
+): Promise<Delivery[]> {
+  let { topic, group } = await requireGroupCached(stores, topicName, groupName);
   if (group.mode === 'broadcast' && !request.consumerId) {
     throw validation('consumerId is required to pull from a broadcast group.');
   }
-  const deadline = Date.now() + request.waitSeconds * 1000;
+  // A long poll ends when asked, and always early enough to answer within the function's timeout.
+  const waitUntil = Math.min(Date.now() + request.waitSeconds * 1000, deadline - 1000);
   let delay = FIRST_POLL_DELAY_MS;
   for (;;) {
     const deliveries = await pullOnce(stores, topic, group, request);
-    const left = deadline - Date.now();
+    const left = waitUntil - Date.now();
     if (deliveries.length > 0 || left <= 0) return deliveries;
     await sleep(Math.min(delay, left));
     delay = Math.min(delay * 2, MAX_POLL_DELAY_MS);
+    // Re-check the group (cached for a second): a long poll stops at a deleted topic or group instead
+    // of polling, and writing progress for, an incarnation that is gone; settings changes apply at once.
+    ({ topic, group } = await requireGroupCached(stores, topicName, groupName));
   }
 }
 
+/**
+ * One sweep over the partitions. Each partition's lease is its own commit, so a partition that fails
+ * (throttling, a timeout, a bad item) must not throw away what other partitions already committed:
+ * those messages are returned, and the failing partition is skipped until the next pull. Only when
+ * nothing was committed does the error reach the caller (nothing was leased, so a retry is safe).
+ */
 async function pullOnce(stores: Stores, topic: Topic, group: Group, request: PullRequest): Promise<Delivery[]> {
   const deliveries: Delivery[] = [];
+  let bytes = 0;
+  let firstError: unknown;
+  const failed: number[] = [];
   // Start at a random partition so that concurrent consumers spread out instead of racing on one item.
   // A partition another consumer is busy with is skipped at first and retried after the others.
   const first = Math.floor(Math.random() * topic.partitions);
   const contended: number[] = [];
   const visit = async (partition: number, attempts: number): Promise<PartitionPull> => {
-    const budget = request.max - deliveries.length;
-    return group.mode === 'broadcast'
-      ? pullBroadcastPartition(stores, topic, group, request.consumerId!, partition, budget, attempts)
-      : pullLeasedPartition(stores, topic, group, partition, budget, request.visibilitySeconds ?? group.visibilitySeconds, attempts);
+    const budget = { count: request.max - deliveries.length, bytes: LIMITS.maxReplyMessageBytes - bytes };
+    try {
+      return group.mode === 'broadcast'
+        ? await pullBroadcastPartition(stores, topic, group, request.consumerId!, partition, budget, attempts)
+        : await pullLeasedPartition(stores, topic, group, partition, budget, request.visibilitySeconds ?? group.visibilitySeconds, attempts);
+    } catch (error) {
+      firstError ??= error;
+      failed.push(partition);
+      return [];
+    }
   };
-  for (let i = 0; i < topic.partitions && deliveries.length < request.max; i++) {
+  const take = (got: Delivery[]) => {
+    deliveries.push(...got);
+    for (const d of got) bytes += replyBytes(d);
+  };
+  const full = () => deliveries.length >= request.max || bytes >= LIMITS.maxReplyMessageBytes;
+  for (let i = 0; i < topic.partitions && !full(); i++) {
     const partition = (first + i) % topic.partitions;
     const got = await visit(partition, 1);
     if (got === 'contended') contended.push(partition);
-    else deliveries.push(...got);
+    else take(got);
   }
   for (const partition of contended) {
-    if (deliveries.length >= request.max) break;
+    if (full()) break;
     const got = await visit(partition, RETRY_ATTEMPTS);
-    if (got !== 'contended') deliveries.push(...got);
+    if (got !== 'contended') take(got);
+  }
+  if (firstError !== undefined) {
+    if (deliveries.length === 0) throw firstError;
+    logFailedPartitions(topic, group, failed, firstError);
   }
   return deliveries;
+}
+
+function logFailedPartitions(topic: Topic, group: Group, partitions: readonly number[], error: unknown) {
+  console.warn(
+    JSON.stringify({
+      level: 'WARN',
+      message: 'pull skipped a failing partition and returned what other partitions committed',
+      topic: topic.name,
+      group: group.name,
+      partitions,
+      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+    }),
+  );
+}
+
+interface PullBudget {
+  readonly count: number;
+  readonly bytes: number;
 }
 
 async function pullLeasedPartition(
@@ -74,7 +127,7 @@ async function pullLeasedPartition(
   topic: Topic,
   group: Group,
   partition: number,
-  budget: number,
+  budget: PullBudget,
   visibilitySeconds: number,
   attempts: number,
 ): Promise<PartitionPull> {
@@ -86,29 +139,47 @@ async function pullLeasedPartition(
     // below, and the retry reads strongly. At worst a stale "nothing to do" delays work to the next poll.
     const progress =
       (await stores.groupState.getProgress(groupKey, partition, attempt > 0)) ?? freshProgress(startOffsetOf(group, partition));
-    const plan = planPull(progress, now, { ordered: group.mode === 'ordered', maxDeliveries: group.maxDeliveries }, budget);
+    const plan = planPull(progress, now, { ordered: group.mode === 'ordered', maxDeliveries: group.maxDeliveries }, budget.count);
     if (plan.redeliver.length === 0 && plan.dead.length === 0 && plan.newLimit === 0) return [];
 
     const reader = new OffsetReader(stores.log, topicKey, partition);
+    // A redriven entry whose segment retention removed is delivered from the dead letter's kept copy.
+    const messageOf = async (entry: InFlight) =>
+      (await reader.at(entry.offset)) ?? (entry.copy ? await stores.groupState.getRedriveCopy(groupKey, partition, entry.offset) : undefined);
     const removed = new Set<number>();
     const deadLetters: DeadLetter[] = [];
     for (const entry of plan.dead) {
-      const message = await reader.at(entry.offset);
+      const message = await messageOf(entry);
       removed.add(entry.offset);
       if (message) deadLetters.push({ message, deliveryCount: entry.deliveries, deadAt: now });
     }
+    let bytes = 0;
     const redelivered: Array<{ entry: InFlight; message: LogMessage }> = [];
     for (const entry of plan.redeliver) {
-      const message = await reader.at(entry.offset);
+      const message = await messageOf(entry);
       // A message whose segment retention removed can never be delivered again: drop it.
-      if (message) redelivered.push({ entry, message });
-      else removed.add(entry.offset);
+      if (!message) {
+        removed.add(entry.offset);
+        continue;
+      }
+      const size = replyBytes(message);
+      if (bytes + size > budget.bytes) break; // the rest waits for the next pull: a reply must fit 6 MB
+      bytes += size;
+      redelivered.push({ entry, message });
     }
-    const batch = await readFrom(stores.log, topicKey, partition, progress.dispatched, progress.segmentHint, plan.newLimit);
+    const roomLeft = bytes < budget.bytes && redelivered.length === plan.redeliver.length;
+    const batch = roomLeft
+      ? await readFrom(stores.log, topicKey, partition, progress.dispatched, progress.segmentHint, plan.newLimit, {
+          maxBytes: budget.bytes - bytes,
+          sizeOf: (m) => (matchesFilter(group.filter, m.tags) ? replyBytes(m) : 0),
+        })
+      : { messages: [], next: progress.dispatched, nextSegmentHint: progress.segmentHint };
     const matching = batch.messages.filter((m) => matchesFilter(group.filter, m.tags));
     const { leased, next } = applyPull(progress, {
       redelivered: redelivered.map((r) => r.entry),
       removed,
+      deadLettered: deadLetters.map((l) => l.message.offset),
+      now,
       newMatching: matching.map((m) => m.offset),
       nextDispatched: batch.next,
       nextSegmentHint: batch.nextSegmentHint,
@@ -141,7 +212,7 @@ async function pullBroadcastPartition(
   group: Group,
   consumerId: string,
   partition: number,
-  budget: number,
+  budget: PullBudget,
   attempts: number,
 ): Promise<PartitionPull> {
   const groupKey = groupKeyOf(topic, group.name);
@@ -154,7 +225,10 @@ async function pullBroadcastPartition(
       segmentHint: -1,
       version: 0,
     };
-    const batch = await readFrom(stores.log, topicKey, partition, cursor.dispatched, cursor.segmentHint, budget);
+    const batch = await readFrom(stores.log, topicKey, partition, cursor.dispatched, cursor.segmentHint, budget.count, {
+      maxBytes: budget.bytes,
+      sizeOf: (m) => (matchesFilter(group.filter, m.tags) ? replyBytes(m) : 0),
+    });
     if (batch.next === cursor.dispatched) return [];
     try {
       await stores.groupState.putCursor(groupKey, {
@@ -220,10 +294,12 @@ async function settle(
       const now = Date.now();
       const receipts = list.map((l) => l.receipt);
       // Eventually consistent first (half price); a stale answer either fails the versioned write, or
-      // makes a fresh lease look unknown, in which case the answer is checked with a strong read.
+      // is checked with a strong read below.
       let progress = (await stores.groupState.getProgress(groupKey, partition, false)) ?? freshProgress(startOffsetOf(group, partition));
       let outcome = apply(progress, receipts, now);
-      if (outcome.results.includes('stale')) {
+      // An answer given without a write rests on the read alone: a stale replica (after a reset or a
+      // redrive) could make an old receipt look settled, so such an answer is checked strongly.
+      if (outcome.results.includes('stale') || outcome.next === progress) {
         progress = (await stores.groupState.getProgress(groupKey, partition, true)) ?? freshProgress(startOffsetOf(group, partition));
         outcome = apply(progress, receipts, now);
       }

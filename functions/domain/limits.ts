@@ -45,7 +45,20 @@ export const LIMITS = {
   maxReceiptsPerCall: 100,
   /** Dead letters a single pull moves at most (each is a transactional put; TransactWriteItems caps 4 MB). */
   maxDeadLettersPerPull: 10,
+  /** Dead-lettered offsets a partition's progress remembers, so late acks of them answer `stale`. */
+  maxDeadMarks: 256,
+  /**
+   * Bytes of messages one reply carries at most: Lambda's synchronous response limit is 6 MB
+   * (6,291,556 bytes) for the whole JSON; the rest is headroom for field names, receipts and escaping.
+   */
+  maxReplyMessageBytes: 5 * 1024 * 1024,
   deadLetterRetentionSeconds: 14 * 24 * 3600,
   maxBrowse: 1000,
   maxConsumerIdLength: 128,
+  /**
+   * Levels a message body may nest arrays and objects (a flat object is 1). JSON.stringify overflows the
+   * stack near 4,000 levels (a 500 that retrying cannot fix), and consumers' decoders refuse far less:
+   * Python's json and Jackson stop near 1,000. Real payloads stay within 100 by a wide margin.
+   */
+  maxNestingDepth: 100,
 } as const;

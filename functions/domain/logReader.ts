@@ -47,6 +47,8 @@ export interface ReadBatch {
   readonly next: number;
   /** Base of the segment holding `next`, or `next` at a segment boundary. */
   readonly nextSegmentHint: number;
+  /** Bytes of the messages read, as the budget counted them. */
+  readonly bytes?: number;
 }
 
 /** Whether segments, read from `from` on, skip an offset. */
@@ -72,6 +74,16 @@ const MAX_SEGMENTS_PER_READ = 16;
  * eventually consistent answer: only a strongly consistent read can show that retention removed it.
  * Segments are fetched one, then two, then four… so a small pull does not pay for a large read.
  */
+/** Bytes a message adds to a reply: its JSON plus the delivery fields (receipt, deliveryCount) and separators. */
+export const replyBytes = (message: LogMessage) => Buffer.byteLength(JSON.stringify(message), 'utf8') + 96;
+
+export interface ReadBudget {
+  /** Bytes the messages read may add to the reply (LIMITS.maxReplyMessageBytes for a whole reply). */
+  readonly maxBytes: number;
+  /** What a message costs of `maxBytes` (0 for messages that will not be returned, e.g. filtered out). */
+  readonly sizeOf?: (message: LogMessage) => number;
+}
+
 export async function readFrom(
   log: LogStore,
   topicKey: string,
@@ -79,6 +91,7 @@ export async function readFrom(
   from: number,
   segmentHint: number,
   limit: number,
+  budget: ReadBudget = { maxBytes: Infinity },
 ): Promise<ReadBatch> {
   if (limit <= 0) return { messages: [], next: from, nextSegmentHint: segmentHint };
   let hint = segmentHint;
@@ -87,6 +100,9 @@ export async function readFrom(
     hint = holding && contains(holding, from) ? holding.base : from;
   }
   const messages: LogMessage[] = [];
+  const sizeOf = budget.sizeOf ?? replyBytes;
+  let bytes = 0;
+  let full = false;
   let next = from;
   let nextSegmentHint = hint;
   let queryFrom = hint;
@@ -101,15 +117,24 @@ export async function readFrom(
       if (segment.base > next) next = segment.base; // retention removed the hole (confirmed by a consistent read)
       while (next < segment.base + segment.count && messages.length < limit) {
         const message = messageAt(segment, next);
-        if (message) messages.push(message);
+        if (message) {
+          // A reply must fit Lambda's 6 MB response limit: stop before the message that would not fit.
+          const size = budget.maxBytes === Infinity ? 0 : sizeOf(message);
+          if (bytes + size > budget.maxBytes) {
+            full = true;
+            break;
+          }
+          bytes += size;
+          messages.push(message);
+        }
         next++;
       }
       progressed = true;
       nextSegmentHint = next < segment.base + segment.count ? segment.base : next;
       queryFrom = segment.base + 1;
-      if (messages.length >= limit) break;
+      if (messages.length >= limit || full) break;
     }
-    if (!progressed || segments.length < batchSize) break;
+    if (!progressed || full || segments.length < batchSize) break;
   }
-  return { messages, next, nextSegmentHint };
+  return { messages, next, nextSegmentHint, bytes };
 }

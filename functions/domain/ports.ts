@@ -51,6 +51,9 @@ export interface CatalogStore {
   updateGroup(group: Group): Promise<void>;
   listGroups(topic: string): Promise<Group[]>;
   deleteGroup(topic: string, group: string): Promise<void>;
+  /** Where the last retention pass that ran out of time stopped: the topic key it started last. */
+  getRetentionCursor(): Promise<string | undefined>;
+  putRetentionCursor(lastStarted: string): Promise<void>;
 }
 
 export interface SegmentWrite {
@@ -68,7 +71,8 @@ export interface DedupEntry {
 
 /** Thrown by appendSegment when another writer took the offset first. */
 export class OffsetTaken extends Error {
-  constructor() {
+  /** Where the segment that took the offset ends, when the store saw it: the next offset to try. */
+  constructor(readonly endOfWinner?: number) {
     super('offset already written');
   }
 }
@@ -96,6 +100,12 @@ export interface LogStore {
   segmentsFrom(topicKey: string, partition: number, fromBase: number, limit: number, consistent?: boolean): Promise<Segment[]>;
   /** Deletes segments by base offset (retention). */
   deleteSegments(topicKey: string, partition: number, bases: readonly number[]): Promise<void>;
+  /**
+   * Keys of up to `limit` segments with base >= `fromBase`, oldest first, without their records
+   * (retention). Pages through DynamoDB's 1 MB Query pages until `limit` or the partition's end.
+   * Eventually consistent: it may miss the newest segments or show one just deleted, never skip an old one.
+   */
+  segmentKeysFrom(topicKey: string, partition: number, fromBase: number, limit: number): Promise<Array<{ base: number; count: number; producedAt: number }>>;
 }
 
 export interface DedupStore {
@@ -123,6 +133,22 @@ export interface BroadcastCursor {
   readonly version: number;
 }
 
+export interface DeadLetterPage {
+  readonly letters: Array<DeadLetter & { key: string }>;
+  /** Where the next page starts, when there may be more. */
+  readonly next?: string;
+}
+
+/** What a progress write carries in the same transaction. */
+export interface ProgressExtra {
+  /** Dead letters to put (with their message copies). */
+  readonly deadLetters?: readonly DeadLetter[];
+  /** Dead letters redriven as entries with a kept copy: their items go, the copies stay until TTL. */
+  readonly redriven?: ReadonlyArray<{ key: string; message: LogMessage }>;
+  /** Dead-letter items to delete without a copy (their offsets come again from the log). */
+  readonly droppedLetters?: readonly string[];
+}
+
 export interface GroupStateStore {
   /**
    * `consistent: false` costs half; callers use it only where the conditional write on `version`
@@ -132,18 +158,16 @@ export interface GroupStateStore {
   listProgress(groupKey: string): Promise<Map<number, PartitionProgress>>;
   /**
    * Writes progress if its stored version is still `next.version - 1` (or absent for version 1),
-   * in the same transaction putting `deadLetters` and deleting `redrivenKeys`.
+   * in the same transaction as `extra`. A retry of a write that was applied counts as applied.
    */
-  putProgress(
-    groupKey: string,
-    partition: number,
-    next: PartitionProgress,
-    extra?: { deadLetters?: readonly DeadLetter[]; redrivenKeys?: readonly string[] },
-  ): Promise<void>;
+  putProgress(groupKey: string, partition: number, next: PartitionProgress, extra?: ProgressExtra): Promise<void>;
+  /** The kept copy of a redriven dead letter. */
+  getRedriveCopy(groupKey: string, partition: number, offset: number): Promise<LogMessage | undefined>;
   getCursor(groupKey: string, consumerId: string, partition: number): Promise<BroadcastCursor | undefined>;
   putCursor(groupKey: string, cursor: BroadcastCursor): Promise<void>;
   listCursors(groupKey: string): Promise<BroadcastCursor[]>;
-  listDeadLetters(groupKey: string, limit: number): Promise<Array<DeadLetter & { key: string }>>;
+  /** Oldest dead letters first, up to `limit` and (after the first) `maxBytes` of message copies. */
+  listDeadLetters(groupKey: string, limit: number, after?: string, maxBytes?: number): Promise<DeadLetterPage>;
   /** Removes every state item of a group (bounded: progress per partition, cursors, dead letters). */
   deleteGroupState(groupKey: string): Promise<void>;
 }

@@ -4,6 +4,7 @@ import { serverMessageId } from './ids.js';
 import { recordBytes, toRecord, type MessageInput, type StoredRecord } from './messages.js';
 import { partitionForKey, stickyPartition } from './partitioner.js';
 import { IdsTaken, OffsetTaken, topicKeyOf, type DedupEntry, type Stores, type Topic } from './ports.js';
+import { sleep } from './time.js';
 import { requireTopicCached } from './topics.js';
 
 export interface AppendedResult {
@@ -57,8 +58,26 @@ function idlePartition(topicKey: string, preferred: number, partitions: number):
   return preferred;
 }
 
-/** Appends a lost race may retry before the request answers 429 (20+ writers on one partition still finish). */
-const MAX_APPEND_ATTEMPTS = 200;
+/**
+ * A lost append race is retried after a jittered exponential backoff ("full jitter": a random wait up
+ * to 4 ms, 8 ms, … 256 ms), so racing writers spread out instead of re-colliding at once; the request
+ * answers 429 (Throttled, retry-after) once the next wait would cross its deadline, which the handler
+ * sets before the function's timeout. The attempt cap is a backstop for a deadline far away.
+ */
+const MAX_APPEND_ATTEMPTS = 100;
+const BACKOFF_BASE_MS = 10;
+const BACKOFF_CAP_MS = 1000;
+/** Used when the caller gives no deadline: under the produce function's 10 s timeout. */
+const DEFAULT_BUDGET_MS = 8000;
+
+const backoffMs = (attempt: number) => Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+
+/** Set when one partition's append failed: the others stop before their next attempt. */
+interface Abort {
+  reason?: unknown;
+}
+
+class Aborted extends Error {}
 
 interface Pending {
   readonly index: number;
@@ -69,7 +88,12 @@ interface Pending {
   readonly bytes: number;
 }
 
-export async function produce(stores: Stores, topicName: string, inputs: readonly MessageInput[]): Promise<AppendedResult[]> {
+export async function produce(
+  stores: Stores,
+  topicName: string,
+  inputs: readonly MessageInput[],
+  deadline = Date.now() + DEFAULT_BUDGET_MS,
+): Promise<AppendedResult[]> {
   const topic = await requireTopicCached(stores, topicName);
   const topicKey = topicKeyOf(topic);
   const pending = route(topic, inputs);
@@ -109,19 +133,32 @@ export async function produce(stores: Stores, topicName: string, inputs: readonl
     list.push(p);
     byPartition.set(p.partition, list);
   }
-  const appends = [...byPartition.entries()].map(async ([partition, list]) => {
-    for (const chunk of chunkForSegments(list)) await appendChunk(stores, topic, topicKey, partition, chunk, results, false);
-  });
+  // Partitions append in parallel. When one fails, the others stop before their next attempt, and the
+  // reply waits for all of them: no append may still be running (or land) after the request answered.
+  const abort: Abort = {};
+  const run = async (work: () => Promise<void>) => {
+    try {
+      await work();
+    } catch (error) {
+      abort.reason ??= error;
+    }
+  };
+  const appends = [...byPartition.entries()].map(([partition, list]) =>
+    run(async () => {
+      for (const chunk of chunkForSegments(list)) await appendChunk(stores, topic, topicKey, partition, chunk, results, false, deadline, abort);
+    }),
+  );
   if (movable.length > 0) {
     appends.push(
-      (async () => {
+      run(async () => {
         for (const chunk of chunkForSegments(movable)) {
-          await appendChunk(stores, topic, topicKey, chunk[0]!.partition, chunk, results, true);
+          await appendChunk(stores, topic, topicKey, chunk[0]!.partition, chunk, results, true, deadline, abort);
         }
-      })(),
+      }),
     );
   }
   await Promise.all(appends);
+  if (abort.reason !== undefined) throw abort.reason;
   for (const { index, first } of repeats) {
     const original = results[first]!;
     results[index] = { id: original.id, partition: original.partition, offset: original.offset, duplicate: true };
@@ -176,19 +213,28 @@ async function appendChunk(
   chunk: Pending[],
   results: (AppendedResult | undefined)[],
   movable: boolean,
+  deadline: number,
+  abort: Abort,
 ): Promise<void> {
   let remaining = chunk;
   for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS && remaining.length > 0; attempt++) {
+    if (abort.reason !== undefined) throw new Aborted();
     if (movable) partition = idlePartition(topicKey, partition, topic.partitions);
     const hintKey = `${topicKey}#${partition}`;
     const outcome = await serialized(hintKey, () => tryAppend(stores, topic, topicKey, partition, remaining, results));
     if (outcome === 'appended') return;
     if (outcome === 'offset-taken') {
-      // Someone else is appending here right now: unkeyed messages try the next partition instead.
+      // Someone else is appending here right now: unkeyed messages try the next partition at once,
+      // until they have been round every partition; then everyone waits before the next try.
       if (movable) partition = (partition + 1) % topic.partitions;
-      continue;
+      if (movable && attempt < topic.partitions - 1) continue;
+    } else {
+      remaining = outcome.remaining;
+      if (remaining.length === 0) return;
     }
-    remaining = outcome.remaining;
+    const wait = backoffMs(attempt);
+    if (Date.now() + wait >= deadline) break;
+    await sleep(wait);
   }
   if (remaining.length > 0) {
     throw new SluiceError('Throttled', `Partition ${partition} of '${topic.name}' is contended; retry the request.`);
@@ -224,7 +270,9 @@ async function tryAppend(
     );
   } catch (error) {
     if (error instanceof OffsetTaken) {
-      tailHints.delete(hintKey);
+      // The winner's segment came back with the failure: its end is where to try next (no tail read).
+      if (error.endOfWinner !== undefined) tailHints.set(hintKey, error.endOfWinner);
+      else tailHints.delete(hintKey);
       return 'offset-taken';
     }
     if (error instanceof IdsTaken) {

@@ -18,6 +18,14 @@ export interface InFlight {
   readonly deliveries: number;
   /** Lease token of the current delivery; empty once nacked or redriven. */
   readonly token: string;
+  /** Redriven from the dead letters: the dead letter's own copy is kept, in case retention removed the segment. */
+  readonly copy?: true;
+}
+
+/** An offset moved to the dead letters: a late ack of one of its receipts is `stale`, not `settled`. */
+export interface DeadMark {
+  readonly offset: number;
+  readonly at: number;
 }
 
 export interface PartitionProgress {
@@ -25,6 +33,8 @@ export interface PartitionProgress {
   /** Base offset of the segment holding `dispatched` (or `dispatched` itself at a segment boundary); -1 when unknown. */
   readonly segmentHint: number;
   readonly entries: readonly InFlight[];
+  /** Recently dead-lettered offsets (bounded: see rememberDead). */
+  readonly dead: readonly DeadMark[];
   /** 0 when the item was never written. */
   readonly version: number;
 }
@@ -33,8 +43,20 @@ export const freshProgress = (startOffset: number): PartitionProgress => ({
   dispatched: startOffset,
   segmentHint: -1,
   entries: [],
+  dead: [],
   version: 0,
 });
+
+/**
+ * Dead-lettered offsets are remembered for as long as a receipt of theirs can plausibly still be acked
+ * (the longest lease, 12 h), and at most `maxDeadMarks` of them per partition, so the progress item
+ * (rewritten whole on every change) stays small; older late acks of dead messages answer as acked ones do.
+ */
+export function rememberDead(marks: readonly DeadMark[], offsets: readonly number[], now: number): DeadMark[] {
+  const horizon = now - LIMITS.maxVisibilitySeconds * 1000;
+  const kept = marks.filter((m) => m.at > horizon && !offsets.includes(m.offset));
+  return [...kept, ...offsets.map((offset) => ({ offset, at: now }))].slice(-LIMITS.maxDeadMarks);
+}
 
 export function ackFloor(progress: PartitionProgress): number {
   let floor = progress.dispatched;
@@ -113,6 +135,9 @@ export function applyPull(
     readonly nextDispatched: number;
     readonly nextSegmentHint: number;
     readonly leaseUntil: number;
+    /** Offsets of `removed` that went to the dead letters (the rest were trimmed by retention). */
+    readonly deadLettered?: readonly number[];
+    readonly now?: number;
   },
 ): PullOutcome {
   const redeliveredOffsets = new Map(change.redelivered.map((e) => [e.offset, e]));
@@ -128,7 +153,11 @@ export function applyPull(
       entries.push(e);
     }
   }
+  const present = new Set(progress.entries.map((e) => e.offset));
   for (const offset of change.newMatching) {
+    // An offset that already has an entry (redriven after a reset moved `dispatched` back) is leased
+    // through that entry only: one offset is never out twice.
+    if (present.has(offset)) continue;
     const lease = { offset, deliveries: 1, token: newLeaseToken() };
     leased.push(lease);
     entries.push({ ...lease, until: change.leaseUntil });
@@ -140,6 +169,10 @@ export function applyPull(
       dispatched: change.nextDispatched,
       segmentHint: change.nextSegmentHint,
       entries,
+      dead:
+        change.deadLettered && change.deadLettered.length > 0
+          ? rememberDead(progress.dead, change.deadLettered, change.now ?? Date.now())
+          : progress.dead,
       version: progress.version + 1,
     },
   };
@@ -158,10 +191,11 @@ export function applyAcks(
   now: number,
 ): { next: PartitionProgress; results: SettleResult[] } {
   const byOffset = new Map(progress.entries.map((e) => [e.offset, e]));
+  const deadOffsets = new Set(progress.dead.map((d) => d.offset));
   const remove = new Set<number>();
   const results = receipts.map((r): SettleResult => {
     const entry = byOffset.get(r.offset);
-    if (!entry) return r.offset < progress.dispatched ? 'settled' : 'stale';
+    if (!entry) return r.offset < progress.dispatched && !deadOffsets.has(r.offset) ? 'settled' : 'stale';
     if (entry.token === '' || entry.token !== r.token || entry.deliveries !== r.delivery || entry.until <= now) {
       return 'stale';
     }
@@ -208,14 +242,51 @@ export function applyNacks(
   };
 }
 
-/** Redrive: dead-lettered offsets come back as waiting entries with a fresh delivery count. */
-export function applyRedrive(progress: PartitionProgress, offsets: readonly number[], now: number): PartitionProgress {
+export interface RedrivePlan {
+  readonly next: PartitionProgress;
+  /** Offsets that come back as waiting entries (their dead letter's copy is kept for them). */
+  readonly accepted: readonly number[];
+  /** Offsets at or past `dispatched` (a reset moved it back): they come again from the log, as new. */
+  readonly fromLog: readonly number[];
+  /** Offsets left in the dead letters: the partition's in-flight window is full. */
+  readonly deferred: readonly number[];
+}
+
+/**
+ * Redrive: dead-lettered offsets come back as waiting entries with a fresh delivery count, as many as
+ * the in-flight window has room for (the progress item holds every entry and must stay far below
+ * DynamoDB's 400 KB item limit); the rest stay dead letters for a later redrive.
+ */
+export function applyRedrive(
+  progress: PartitionProgress,
+  offsets: readonly number[],
+  now: number,
+  maxEntries: number = LIMITS.maxInFlightPerPartition,
+): RedrivePlan {
   const present = new Set(progress.entries.map((e) => e.offset));
-  const added = offsets.filter((o) => !present.has(o)).map((offset) => ({ offset, until: now, deliveries: 0, token: '' }));
+  const accepted: number[] = [];
+  const fromLog: number[] = [];
+  const deferred: number[] = [];
+  let room = maxEntries - progress.entries.length;
+  for (const offset of [...new Set(offsets)].sort((a, b) => a - b)) {
+    if (offset >= progress.dispatched || present.has(offset)) fromLog.push(offset);
+    else if (room > 0) {
+      accepted.push(offset);
+      room--;
+    } else deferred.push(offset);
+  }
+  const added = accepted.map((offset): InFlight => ({ offset, until: now, deliveries: 0, token: '', copy: true }));
+  const back = new Set([...accepted, ...fromLog]);
   return {
-    ...progress,
-    entries: [...progress.entries, ...added].sort((a, b) => a.offset - b.offset),
-    version: progress.version + 1,
+    next: {
+      ...progress,
+      entries: [...progress.entries, ...added].sort((a, b) => a.offset - b.offset),
+      dead: progress.dead.filter((d) => !back.has(d.offset)),
+      version: progress.version + 1,
+    },
+    accepted,
+    fromLog,
+    deferred,
   };
 }
 
@@ -224,5 +295,6 @@ export const applyReset = (progress: PartitionProgress, offset: number, segmentH
   dispatched: offset,
   segmentHint,
   entries: [],
+  dead: progress.dead,
   version: progress.version + 1,
 });

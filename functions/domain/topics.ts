@@ -79,6 +79,13 @@ export async function describeTopic(stores: Stores, name: string): Promise<{ top
 export const listTopics = (stores: Stores) => stores.catalog.listTopics();
 
 /**
+ * Extra wait on top of the cache's second: the deleting handler and a produce handler run on different
+ * hosts, whose clocks (Amazon Time Sync) agree to well under a millisecond; 250 ms also covers a
+ * produce handler paused between its cache check and its write (a GC pause, a slow event loop).
+ */
+const CLOCK_MARGIN_MS = 250;
+
+/**
  * Deletes a topic and its groups:
  * 1. mark the topic as being deleted: from now on it is gone for every fresh read, and cannot be re-created;
  * 2. delete its groups and their state;
@@ -91,12 +98,14 @@ export async function deleteTopic(stores: Stores, name: string, now = Date.now()
   const topic = await stores.catalog.getTopic(name);
   if (!topic) throw topicNotFound(name);
   await stores.catalog.markTopicDeleting(topic, now);
-  const since = topic.deletingSince ?? now;
+  // Counted from when the mark is surely stored (the write returned), not from when it was sent: a
+  // handler that read the topic just before the mark was applied trusts it until its read + 1 s.
+  const since = topic.deletingSince ?? Date.now();
   for (const group of await stores.catalog.listGroups(name)) {
     await stores.groupState.deleteGroupState(groupKeyOf(topic, group.name));
     await stores.catalog.deleteGroup(name, group.name);
   }
-  const wait = since + TOPIC_CACHE_MS - Date.now();
+  const wait = since + TOPIC_CACHE_MS + CLOCK_MARGIN_MS - Date.now();
   if (wait > 0) await sleep(wait);
   // The retention pass deletes the buried incarnation's log, then forgets it.
   await stores.catalog.buryTopic(topic);

@@ -7,10 +7,13 @@ export const handler = apiRoute({
   params: GroupParams,
   query: DeadLetterQuery,
   run: async ({ params, query, stores }) => {
-    const letters = await listDeadLetters(stores, params.topic, params.group, query.limit);
+    const page = await listDeadLetters(stores, params.topic, params.group, query.limit, query.after);
     return {
       status: 200,
-      body: { messages: letters.map((l) => ({ ...messageView(l), deadAt: l.deadAt, deliveryCount: l.deliveryCount })) },
+      body: {
+        messages: page.letters.map((l) => ({ ...messageView(l), deadAt: l.deadAt, deliveryCount: l.deliveryCount })),
+        ...(page.next ? { next: page.next } : {}),
+      },
     };
   },
 });

@@ -5,8 +5,8 @@ import { ProduceBody, TopicParams } from '../http/schemas.js';
 export const handler = apiRoute({
   params: TopicParams,
   body: ProduceBody,
-  run: async ({ params, body, stores }) => ({
+  run: async ({ params, body, stores, deadline }) => ({
     status: 200,
-    body: { results: await produce(stores, params.topic, body.messages) },
+    body: { results: await produce(stores, params.topic, body.messages, deadline) },
   }),
 });

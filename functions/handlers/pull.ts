@@ -6,8 +6,8 @@ import { deliveryView } from '../http/views.js';
 export const handler = apiRoute({
   params: GroupParams,
   body: PullBody,
-  run: async ({ params, body, stores }) => ({
+  run: async ({ params, body, stores, deadline }) => ({
     status: 200,
-    body: { messages: (await pull(stores, params.topic, params.group, body)).map(deliveryView) },
+    body: { messages: (await pull(stores, params.topic, params.group, body, deadline)).map(deliveryView) },
   }),
 });

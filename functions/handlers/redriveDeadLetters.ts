@@ -4,8 +4,8 @@ import { GroupParams } from '../http/schemas.js';
 
 export const handler = apiRoute({
   params: GroupParams,
-  run: async ({ params, stores }) => ({
+  run: async ({ params, stores, deadline }) => ({
     status: 200,
-    body: { redriven: await redriveDeadLetters(stores, params.topic, params.group) },
+    body: await redriveDeadLetters(stores, params.topic, params.group, deadline),
   }),
 });

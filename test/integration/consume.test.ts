@@ -88,7 +88,7 @@ describe('consumer groups', () => {
     expect(Date.parse(dead.body.messages[0].deadAt)).toBeGreaterThan(0);
     expect((await api('GET', groupPath)).body.lag).toBe(0);
 
-    expect((await api('POST', `${groupPath}/dead-letters/redrive`)).body).toEqual({ redriven: 1 });
+    expect((await api('POST', `${groupPath}/dead-letters/redrive`)).body).toEqual({ redriven: 1, deferred: 0 });
     expect((await api('GET', `${groupPath}/dead-letters`)).body.messages).toEqual([]);
     const [back] = await pullAll(api, groupPath);
     expect(back).toMatchObject({ id: 'poison-1', deliveryCount: 1 });

@@ -10,6 +10,7 @@ import {
   freshProgress,
   leasedCount,
   planPull,
+  rememberDead,
   type PartitionProgress,
 } from '../../functions/domain/progress.js';
 
@@ -154,13 +155,62 @@ describe('partition progress', () => {
 
   it('redrive brings offsets back below the floor with a fresh delivery count; reset drops every lease', () => {
     const progress = { ...freshProgress(10), version: 3 };
-    const redriven = applyRedrive(progress, [4, 7], NOW);
+    const redriven = applyRedrive(progress, [4, 7], NOW).next;
     expect(ackFloor(redriven)).toBe(4);
     expect(planPull(redriven, NOW, shared, 10).redeliver.map((e) => [e.offset, e.deliveries])).toEqual([
       [4, 0],
       [7, 0],
     ]);
     const reset = applyReset(redriven, 2);
-    expect(reset).toEqual({ dispatched: 2, segmentHint: -1, entries: [], version: 5 });
+    expect(reset).toEqual({ dispatched: 2, segmentHint: -1, entries: [], dead: [], version: 5 });
+  });
+
+  it('redrive never adds an offset twice, leaves offsets past dispatched to the log, and stops at the window', () => {
+    const progress = { ...leaseNew(freshProgress(0), [0, 1]).next };
+    const plan = applyRedrive({ ...progress, dispatched: 5 }, [1, 3, 3, 4, 5, 9], NOW, 4);
+    expect(plan.accepted).toEqual([3, 4]);
+    expect(plan.fromLog).toEqual([1, 5, 9]);
+    expect(plan.deferred).toEqual([]);
+    expect(plan.next.entries.map((e) => e.offset)).toEqual([0, 1, 3, 4]);
+    const full = applyRedrive(plan.next, [2], NOW, 4);
+    expect(full.accepted).toEqual([]);
+    expect(full.deferred).toEqual([2]);
+  });
+
+  it('a new offset that already has an entry (redriven, then reset back) is leased once, through its entry', () => {
+    const redriven = applyRedrive(freshProgress(10), [4], NOW).next;
+    const reset = { ...applyReset(redriven, 2), entries: redriven.entries };
+    const plan = planPull(reset, NOW, shared, 10);
+    expect(plan.redeliver.map((e) => e.offset)).toEqual([4]);
+    const { leased } = applyPull(reset, {
+      redelivered: plan.redeliver,
+      removed: new Set(),
+      newMatching: [2, 3, 4, 5],
+      nextDispatched: 6,
+      nextSegmentHint: -1,
+      leaseUntil: NOW + 1000,
+    });
+    expect(leased.map((l) => l.offset).sort()).toEqual([2, 3, 4, 5]);
+  });
+
+  it('a late ack of a dead-lettered offset is stale; dead marks are bounded', () => {
+    const { leased, next } = leaseNew(freshProgress(0), [0, 1]);
+    const died = applyPull(next, {
+      redelivered: [],
+      removed: new Set([0]),
+      deadLettered: [0],
+      now: NOW,
+      newMatching: [],
+      nextDispatched: 2,
+      nextSegmentHint: -1,
+      leaseUntil: NOW,
+    }).next;
+    expect(applyAcks(died, [receiptOf(leased[0]!)], NOW).results).toEqual(['stale']);
+    const acked = applyAcks(died, [receiptOf(leased[1]!)], NOW).next;
+    expect(applyAcks(acked, [receiptOf(leased[1]!)], NOW).results).toEqual(['settled']);
+    const many = rememberDead([], Array.from({ length: 300 }, (_, i) => i), NOW);
+    expect(many).toHaveLength(256);
+    expect(many[0]!.offset).toBe(44);
+    expect(rememberDead(many, [1000], NOW + 13 * 3600 * 1000)).toEqual([{ offset: 1000, at: NOW + 13 * 3600 * 1000 }]);
   });
 });

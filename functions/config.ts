@@ -6,10 +6,22 @@ const ConfigSchema = z.object({
   LOG_TABLE: z.string().min(1),
   GROUP_STATE_TABLE: z.string().min(1),
   DEDUP_TABLE: z.string().min(1),
+  DELAY_TABLE: z.string().min(1),
+  DELAY_QUEUE_URL: z.string().url(),
+  /** Delays up to this many seconds go straight to the delay queue; SQS DelaySeconds stops at 900. */
+  SLUICE_DELAY_QUEUE_MAX_SECONDS: z.coerce.number().int().min(1).max(900).default(900),
 });
 
 export interface Config {
-  readonly tables: { readonly catalog: string; readonly log: string; readonly groupState: string; readonly dedup: string };
+  readonly tables: {
+    readonly catalog: string;
+    readonly log: string;
+    readonly groupState: string;
+    readonly dedup: string;
+    readonly delays: string;
+  };
+  readonly delayQueueUrl: string;
+  readonly delayQueueMaxSeconds: number;
 }
 
 let cached: Config | undefined;
@@ -18,8 +30,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (cached && env === process.env) return cached;
   const parsed = ConfigSchema.safeParse(env);
   if (!parsed.success) {
-    const missing = parsed.error.issues.map((i) => i.path.join('.')).join(', ');
-    throw new Error(`Sluice configuration is incomplete: set ${missing}.`);
+    const missing = parsed.error.issues.map((i) => `${i.path.join('.')} (${i.message})`).join(', ');
+    throw new Error(`Sluice configuration is incomplete or invalid: ${missing}.`);
   }
   const config: Config = {
     tables: {
@@ -27,8 +39,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       log: parsed.data.LOG_TABLE,
       groupState: parsed.data.GROUP_STATE_TABLE,
       dedup: parsed.data.DEDUP_TABLE,
+      delays: parsed.data.DELAY_TABLE,
     },
+    delayQueueUrl: parsed.data.DELAY_QUEUE_URL,
+    delayQueueMaxSeconds: parsed.data.SLUICE_DELAY_QUEUE_MAX_SECONDS,
   };
   if (env === process.env) cached = config;
   return config;
 }
+
+/** For tests that change the environment between runs (e.g. the delay threshold). */
+export const forgetConfig = () => {
+  cached = undefined;
+};

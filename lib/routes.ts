@@ -4,6 +4,7 @@
  * each function exactly the DynamoDB actions listed in its `access` (the actions its code calls;
  * TransactWriteItems is authorized per item as PutItem / DeleteItem, BatchGet/BatchWrite as themselves).
  */
+import type { QueueId } from './queues.js';
 import type { TableId } from './tables.js';
 
 export type DynamoAction =
@@ -18,6 +19,11 @@ export type DynamoAction =
 
 export type TableAccess = Partial<Record<TableId, readonly DynamoAction[]>>;
 
+export type QueueAction = 'SendMessage';
+
+/** SQS actions a function calls on each queue (the consumer's receive/delete rights come with its event source). */
+export type QueueAccess = Partial<Record<QueueId, readonly QueueAction[]>>;
+
 /** The timeout of every function whose spec gives none, in seconds: one value for the stack and the local runtime. */
 export const DEFAULT_TIMEOUT_SECONDS = 10;
 
@@ -26,7 +32,9 @@ export const timeoutSecondsOf = (spec: FunctionSpec): number => spec.timeoutSeco
 
 export interface FunctionSpec {
   readonly handler: string;
+  /** DynamoDB actions per table (Query covers the table's indexes too). */
   readonly access: TableAccess;
+  readonly queues?: QueueAccess;
   /**
    * Seconds; DEFAULT_TIMEOUT_SECONDS when absent. Read it through timeoutSecondsOf (the stack and the local
    * runtime both do). API Gateway HTTP APIs wait 30 s at most for an integration.
@@ -62,7 +70,8 @@ export const ROUTES = [
     method: 'POST',
     path: '/v1/topics/{topic}/messages',
     handler: 'produce',
-    access: { Catalog: readCatalog, Log: ['Query', 'PutItem'], Dedup: ['BatchGetItem', 'PutItem'] },
+    access: { Catalog: readCatalog, Log: ['Query', 'PutItem'], Dedup: ['BatchGetItem', 'PutItem'], Delays: ['PutItem', 'GetItem'] },
+    queues: { Delay: ['SendMessage'] },
     reservedConcurrencyOption: 'produceConcurrency',
   },
   {
@@ -131,6 +140,25 @@ export const ROUTES = [
     handler: 'resetGroup',
     access: { Catalog: ['GetItem', 'PutItem'], Log: readLog, GroupState: ['GetItem', 'PutItem', 'Query'] },
   },
+  {
+    method: 'GET',
+    path: '/v1/topics/{topic}/delayed',
+    handler: 'listDelayed',
+    access: { Catalog: readCatalog, Delays: ['Query'] },
+  },
+  {
+    method: 'GET',
+    path: '/v1/topics/{topic}/delayed/{id}',
+    handler: 'getDelayed',
+    access: { Catalog: readCatalog, Delays: ['GetItem'] },
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/topics/{topic}/delayed/{id}',
+    handler: 'cancelDelayed',
+    // A cancel is a conditional update (a mark TTL removes), not a delete: see functions/adapters/delayStore.ts.
+    access: { Catalog: readCatalog, Delays: ['UpdateItem'] },
+  },
 ] as const satisfies readonly RouteSpec[];
 
 export type HandlerName = (typeof ROUTES)[number]['handler'];
@@ -151,3 +179,34 @@ export const API_KEY_AUTHORIZER = {
   access: { ApiKeys: ['GetItem'] },
   timeoutSeconds: 5,
 } as const satisfies FunctionSpec;
+
+/**
+ * Lands delayed messages: the consumer of the Delay queue (lib/queues.ts). One transaction per
+ * segment appends the messages and removes (or, for repeats, advances) their pending records.
+ */
+export const DELAY_LANDING_FUNCTION = {
+  handler: 'landDelayed',
+  access: {
+    Catalog: readCatalog,
+    Log: ['Query', 'PutItem'],
+    Dedup: ['BatchGetItem', 'PutItem'],
+    Delays: ['GetItem', 'BatchGetItem', 'UpdateItem', 'DeleteItem'],
+  },
+  queues: { Delay: ['SendMessage'] },
+  timeoutSeconds: 30,
+} as const satisfies FunctionSpec;
+
+/**
+ * The delay sweep: hands pending messages due within SLUICE_DELAY_QUEUE_MAX_SECONDS to the Delay queue
+ * and hands overdue ones (queued but not landed) to it again. Runs on an EventBridge Scheduler
+ * schedule every DELAY_SWEEP_SECONDS (the stack) or on the local runtime's schedule driver.
+ */
+export const DELAY_SWEEP_FUNCTION = {
+  handler: 'sweepDelayed',
+  access: { Delays: ['Query', 'UpdateItem', 'GetItem', 'PutItem'] },
+  queues: { Delay: ['SendMessage'] },
+  timeoutSeconds: 60,
+} as const satisfies FunctionSpec;
+
+/** EventBridge Scheduler's finest rate is one minute; the local runtime may run the sweep more often (SLUICE_DELAY_SWEEP_SECONDS). */
+export const DELAY_SWEEP_SECONDS = 60;

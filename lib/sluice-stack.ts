@@ -6,8 +6,11 @@ import type { Construct } from 'constructs';
 import { BrokerAlarms } from './constructs/alarms.js';
 import { BrokerApi } from './constructs/api.js';
 import { BrokerFunction } from './constructs/brokerFunction.js';
+import { DelaySweep } from './constructs/delaySweep.js';
+import { BrokerQueues } from './constructs/queues.js';
 import { Storage } from './constructs/storage.js';
-import { RETENTION_FUNCTION, RETENTION_SCHEDULE_MINUTES } from './routes.js';
+import { QUEUES } from './queues.js';
+import { DELAY_SWEEP_FUNCTION, RETENTION_FUNCTION, RETENTION_SCHEDULE_MINUTES } from './routes.js';
 import type { StackConfig } from './stackConfig.js';
 import { TABLES } from './tables.js';
 import { LIMITS } from '../functions/domain/limits.js';
@@ -29,10 +32,15 @@ export function concurrencyCaps(config: StackConfig): Record<string, number> {
   return caps;
 }
 
-/** The whole broker: tables, one function per route behind an authenticated HTTP API, the retention schedule, alarms. */
+/**
+ * The whole broker: tables, queues, one function per route behind an authenticated HTTP API, the queue
+ * consumers, the retention schedule, the delay sweep's schedule, alarms.
+ */
 export class SluiceStack extends Stack {
   readonly storage: Storage;
+  readonly queues: BrokerQueues;
   readonly api: BrokerApi;
+  readonly delaySweep: DelaySweep;
   readonly alarms?: BrokerAlarms;
 
   constructor(scope: Construct, id: string, props: SluiceStackProps) {
@@ -40,12 +48,19 @@ export class SluiceStack extends Stack {
     const { config } = props;
     const logRetention = config.logRetentionDays as RetentionDays;
     this.storage = new Storage(this, 'Storage', config);
-    const environment = this.storage.environment();
-    this.api = new BrokerApi(this, 'Api', { auth: config.auth, tables: this.storage.tables, environment, logRetention, limits: config });
+    this.queues = new BrokerQueues(this, 'Queues');
+    const { tables } = this.storage;
+    const queues = this.queues.queues;
+    // Every function gets every table name and queue URL (functions/config.ts requires them all).
+    const environment = { ...this.storage.environment(), ...this.queues.environment() };
+    this.api = new BrokerApi(this, 'Api', { auth: config.auth, tables, queues, environment, logRetention, limits: config });
+    const consumers = this.queues.addConsumers({ tables, environment, logRetention });
+    this.delaySweep = new DelaySweep(this, 'DelaySweep', { tables, queues, environment, logRetention });
 
     const retention = new BrokerFunction(this, 'Retention', {
       spec: RETENTION_FUNCTION,
-      tables: this.storage.tables,
+      tables,
+      queues,
       environment,
       logRetention,
     }).fn;
@@ -57,15 +72,35 @@ export class SluiceStack extends Stack {
 
     if (config.alarms) {
       this.alarms = new BrokerAlarms(this, 'Alarms', {
-        functions: { ...this.api.functions, [RETENTION_FUNCTION.handler]: retention },
-        tables: this.storage.tables,
+        functions: {
+          ...this.api.functions,
+          [RETENTION_FUNCTION.handler]: retention,
+          ...consumers,
+          [DELAY_SWEEP_FUNCTION.handler]: this.delaySweep.fn,
+        },
+        tables,
         concurrencyCaps: concurrencyCaps(config),
+        deadLetterQueues: this.queues.deadLetterQueues,
+        metricAlarms: {
+          OverdueDelayed: {
+            metric: this.delaySweep.metricOverdue(),
+            threshold: 1,
+            evaluationPeriods: 2,
+            description:
+              'Sluice delay sweep: pending delayed messages past their due time in two 5-minute periods in a row ' +
+              '(docs/deploy.md, "Delay messages").',
+          },
+        },
         ...(config.alarmEmail ? { alarmEmail: config.alarmEmail } : {}),
       });
     }
 
     for (const spec of TABLES) {
-      new CfnOutput(this, `${spec.id}TableName`, { value: this.storage.tables[spec.id].tableName, description: spec.purpose });
+      new CfnOutput(this, `${spec.id}TableName`, { value: tables[spec.id].tableName, description: spec.purpose });
+    }
+    for (const spec of QUEUES) {
+      new CfnOutput(this, `${spec.id}QueueUrl`, { value: queues[spec.id].queueUrl, description: spec.purpose });
+      new CfnOutput(this, `${spec.id}DeadLetterQueueUrl`, { value: this.queues.deadLetterQueues[spec.id].queueUrl });
     }
 
     Validations.of(this).acknowledge({

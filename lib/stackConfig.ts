@@ -10,7 +10,7 @@ export const StackConfigSchema = z.object({
   stackName: z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/).default('Sluice'),
   /** iam: every route needs SigV4 (default). apiKey: every route needs an x-api-key checked by a Lambda authorizer. */
   auth: z.enum(['iam', 'apiKey']).default('iam'),
-  /** CloudWatch alarms cost $0.10 each a month (about 40 here), the only fixed cost of an idle stack. */
+  /** CloudWatch alarms cost $0.10 each a month (57 by default), the main fixed cost of an idle stack. */
   alarms: bool.default(true),
   /** Email that alarm notifications go to; no SNS topic without it. */
   alarmEmail: z.email().optional(),

@@ -15,7 +15,16 @@ export interface TableSpec {
   readonly ttlAttribute?: string;
   /** Whether a DynamoDB stream is enabled (push delivery reads the log's stream). */
   readonly stream?: 'NEW_IMAGE';
+  /** Global secondary indexes (all attributes projected unless `keysOnly`). */
+  readonly indexes?: readonly IndexSpec[];
   readonly purpose: string;
+}
+
+export interface IndexSpec {
+  readonly name: string;
+  readonly partitionKey: { readonly name: string; readonly type: KeyType };
+  readonly sortKey?: { readonly name: string; readonly type: KeyType };
+  readonly keysOnly?: boolean;
 }
 
 export const TABLES = [
@@ -48,6 +57,19 @@ export const TABLES = [
     partitionKey: { name: 'pk', type: 'S' },
     ttlAttribute: 'exp',
     purpose: 'Producer-supplied message ids -> (partition, offset), for de-duplication and lookup.',
+  },
+  {
+    id: 'Delays',
+    envVar: 'DELAY_TABLE',
+    partitionKey: { name: 'pk', type: 'S' },
+    ttlAttribute: 'exp',
+    indexes: [
+      // Pending messages of a topic in due order (GET /v1/topics/{t}/delayed).
+      { name: 'byTopic', partitionKey: { name: 'tk', type: 'S' }, sortKey: { name: 'ds', type: 'S' } },
+      // Pending messages by due minute: "b#<minute>" waiting for the sweep, "q#<minute>" handed to the delay queue.
+      { name: 'byBucket', partitionKey: { name: 'bk', type: 'S' }, sortKey: { name: 'ds', type: 'S' } },
+    ],
+    purpose: 'Pending delayed messages, pk "<topic>@<epoch>#<id>", and the delay sweep cursor (pk "sweep#cursor").',
   },
   {
     id: 'ApiKeys',

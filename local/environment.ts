@@ -1,4 +1,5 @@
 import { tableEnvironment } from './tables.js';
+import { queueEnvironment, type QueueUrls } from './queues.js';
 
 /**
  * Points the AWS SDK and the handlers at a local emulator: the SDK's own AWS_ENDPOINT_URL, dummy
@@ -12,4 +13,9 @@ export function useLocalAws(endpoint: string, tablePrefix: string) {
   process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   Object.assign(process.env, tableEnvironment(tablePrefix));
+}
+
+/** Hands the handlers the URLs of the queues createQueues made (the variables the CDK stack would set, e.g. DELAY_QUEUE_URL). */
+export function useLocalQueues(urls: QueueUrls) {
+  Object.assign(process.env, queueEnvironment(urls));
 }

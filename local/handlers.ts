@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import type { SqsHandler } from './sqsPoller.js';
 import type { HandlerName } from '../lib/routes.js';
 import type { HttpResult } from '../functions/http/errors.js';
 
@@ -24,4 +25,20 @@ export const API_HANDLERS: Record<HandlerName, () => Promise<{ handler: ApiHandl
   listDeadLetters: () => import('../functions/handlers/listDeadLetters.js'),
   redriveDeadLetters: () => import('../functions/handlers/redriveDeadLetters.js'),
   resetGroup: () => import('../functions/handlers/resetGroup.js'),
+  listDelayed: () => import('../functions/handlers/listDelayed.js'),
+  getDelayed: () => import('../functions/handlers/getDelayed.js'),
+  cancelDelayed: () => import('../functions/handlers/cancelDelayed.js'),
+};
+
+/** The consumer of each queue of lib/queues.ts, by handler name (its `consumer.handler`). */
+export const QUEUE_HANDLERS: Record<string, () => Promise<{ handler: SqsHandler }>> = {
+  landDelayed: () => import('../functions/handlers/landDelayed.js'),
+};
+
+export type ScheduledHandler = (event: unknown, context: Context) => Promise<unknown>;
+
+/** Functions run by a schedule (an EventBridge rule or Scheduler schedule in the stack), by handler name. */
+export const SCHEDULED_HANDLERS: Record<string, () => Promise<{ handler: ScheduledHandler }>> = {
+  trimRetention: () => import('../functions/handlers/trimRetention.js'),
+  sweepDelayed: () => import('../functions/handlers/sweepDelayed.js'),
 };

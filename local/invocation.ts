@@ -1,5 +1,13 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { API_KEY_AUTHORIZER, RETENTION_FUNCTION, ROUTES, timeoutSecondsOf } from '../lib/routes.js';
+import {
+  API_KEY_AUTHORIZER,
+  DELAY_LANDING_FUNCTION,
+  DELAY_SWEEP_FUNCTION,
+  RETENTION_FUNCTION,
+  ROUTES,
+  timeoutSecondsOf,
+  type FunctionSpec,
+} from '../lib/routes.js';
 
 /** Which function an in-process invocation belongs to, as a Lambda sandbox would know implicitly. */
 export const currentInvocation = new AsyncLocalStorage<{ readonly functionName: string }>();
@@ -14,7 +22,8 @@ export const LAMBDA_MAX_RESPONSE_BYTES = 6_291_556;
 /** An API Gateway HTTP API waits 30 s at most for an integration (HTTP API quotas; it cannot be raised). */
 export const HTTP_API_INTEGRATION_TIMEOUT_MS = 30_000;
 
-const FUNCTIONS = [...ROUTES, RETENTION_FUNCTION, API_KEY_AUTHORIZER];
+/** Every function lib/routes.ts declares. */
+export const FUNCTIONS: readonly FunctionSpec[] = [...ROUTES, RETENTION_FUNCTION, API_KEY_AUTHORIZER, DELAY_LANDING_FUNCTION, DELAY_SWEEP_FUNCTION];
 
 /** A function's timeout in ms, by handler name, as lib/routes.ts declares it. */
 export function functionTimeoutMs(handler: string): number {

@@ -5,12 +5,19 @@ conditional writes to one key can both pass their condition. Real DynamoDB appli
 atomically, and the broker's invariants rest on that (a conditional PutItem decides who gets an
 offset). This launcher runs moto's own WSGI application with every DynamoDB request serialized;
 other services (SQS long polls, for instance) keep running on their own threads.
+
+It also patches moto's SQS (5.2.5) where it is slow in proportion to the queue's length, and where a
+long poll notices a message only up to a second after it became visible (docs/local-runtime.md, "moto's
+SQS under load", has the numbers). Semantics stay moto's; SLUICE_MOTO_SQS=stock turns the patches off.
 """
 
 import argparse
+import math
+import os
 import signal
 import sys
 import threading
+import time
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -34,6 +41,88 @@ class SerializedDynamoDB:
         return self.app(environ, start_response)
 
 
+def patch_sqs():
+    """Speeds up moto's SQS without changing what it answers.
+
+    - Its clock (unix_time via datetime, ~4 us a call) is read for every queued message on every send and
+      receive: use time.time(), the same value.
+    - SendMessage computed all queue attributes, counting every message three times, to read one setting:
+      the counts are skipped while a message is sent (nothing in the send path reads them).
+    - ReceiveMessage read the queue's retention through get_queue_attributes, nine passes over the queue
+      per message received: read the attribute itself.
+    - A waiting long poll re-checked the queue once a second, so a message whose delay or visibility
+      timeout ran out was delivered up to 1 s late: wait until the next message becomes visible, or until
+      one is added (checking only the added ones).
+    """
+    from moto.sqs import models
+
+    models.unix_time = lambda dt=None: time.time() if dt is None else dt.timestamp()
+    models.unix_time_millis = lambda dt=None: (time.time() if dt is None else dt.timestamp()) * 1000.0
+
+    sending = threading.local()
+    for name in (
+        "approximate_number_of_messages",
+        "approximate_number_of_messages_delayed",
+        "approximate_number_of_messages_not_visible",
+    ):
+        counted = getattr(models.Queue, name).fget
+        setattr(
+            models.Queue,
+            name,
+            property(lambda self, counted=counted: 0 if getattr(sending, "active", False) else counted(self)),
+        )
+
+    send_message = models.SQSBackend.send_message
+
+    def send_without_counting(self, *args, **kwargs):
+        sending.active = True
+        try:
+            return send_message(self, *args, **kwargs)
+        finally:
+            sending.active = False
+
+    models.SQSBackend.send_message = send_without_counting
+
+    def is_message_valid_based_on_retention_period(self, queue_name, message):
+        queue = self.get_queue(queue_name)
+        return int(queue.message_retention_period) + message.sent_timestamp / 1000 > time.time()
+
+    models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+
+    def next_visible_ms(messages, now_ms):
+        """0 when one of these messages is visible now, else when the first becomes visible (inf: never)."""
+        soonest = math.inf
+        for m in messages:
+            # moto: visible when now > visible_at, not delayed when now >= delayed_until
+            if now_ms > m.visible_at and now_ms >= m.delayed_until:
+                return 0
+            soonest = min(soonest, max(m.visible_at + 1, m.delayed_until))
+        return soonest
+
+    def wait_for_messages(self, timeout):
+        deadline = time.time() + timeout
+        with self._messages_lock:
+            seen = self._messages
+            count = len(seen)
+            now_ms = time.time() * 1000
+            soonest = next_visible_ms(seen, now_ms)
+            while soonest > now_ms:
+                remaining = deadline - time.time()
+                if remaining <= 0:
+                    return
+                notified = self._messages_lock.wait(min(remaining, (soonest - now_ms) / 1000))
+                now_ms = time.time() * 1000
+                if notified and self._messages is seen and len(seen) >= count:
+                    # add_message appends and notifies: check only what was added
+                    soonest = min(soonest, next_visible_ms(seen[count:], now_ms))
+                else:
+                    seen = self._messages
+                    soonest = next_visible_ms(seen, now_ms)
+                count = len(seen)
+
+    models.Queue.wait_for_messages = wait_for_messages
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -41,6 +130,8 @@ def main():
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    if os.environ.get("SLUICE_MOTO_SQS", "patched") != "stock":
+        patch_sqs()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, SerializedDynamoDB(app), threaded=True, request_handler=MotoRequestHandler)
 

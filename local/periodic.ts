@@ -3,8 +3,9 @@ import { currentInvocation, functionTimeoutMs, invokeWithin } from './invocation
 import { localContext } from './lambdaContext.js';
 
 /**
- * Runs scheduled handlers on a fixed rate, as EventBridge rate rules do in the cloud. Later issues add
- * the one-time schedule driver and the SQS / DynamoDB Streams pollers beside it as LocalServices.
+ * Runs scheduled handlers on a fixed rate, as EventBridge rate rules and Scheduler rate schedules do in the
+ * cloud (local/schedules.ts drives the Scheduler schedules through it). The SQS pollers (local/sqsPoller.ts)
+ * are LocalServices beside it.
  */
 export interface LocalService {
   readonly name: string;
@@ -30,6 +31,8 @@ export interface EveryIntervalOptions {
   readonly timeoutSeconds?: number;
   /** Where failed and timed-out runs are reported (stderr by default). */
   readonly log?: (line: string) => void;
+  /** The event each run gets; an EventBridge rule's "Scheduled Event" by default. */
+  readonly event?: () => unknown;
 }
 
 type ScheduledHandler = (event: unknown, context: ReturnType<typeof localContext>) => Promise<unknown>;
@@ -59,7 +62,7 @@ export function everyInterval(
       return { finished: Promise.resolve() };
     }
     const context = localContext(`sluice-${name}`, timeoutMs);
-    const event = { source: 'sluice.local', 'detail-type': 'Scheduled Event', time: new Date().toISOString() };
+    const event = options.event ? options.event() : { source: 'sluice.local', 'detail-type': 'Scheduled Event', time: new Date().toISOString() };
     const invocation = invokeWithin(
       timeoutMs,
       () => currentInvocation.run({ functionName: name }, () => handler(event, context)),

@@ -1,10 +1,17 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SchedulerClient } from '@aws-sdk/client-scheduler';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { startApiServer } from './apiServer.js';
+import { pollersFromEnvironment, startQueueConsumers } from './consumers.js';
 import { ensureEmulatorInstalled, freePort, startEmulator, type RunningEmulator } from './emulator.js';
-import { useLocalAws } from './environment.js';
+import { useLocalAws, useLocalQueues } from './environment.js';
+import { functionTimeoutMs } from './invocation.js';
 import { everyInterval, type LocalService } from './periodic.js';
+import { createQueues, localDeadLetterQueueName, localQueueName } from './queues.js';
+import { createSchedules, startScheduleDriver } from './schedules.js';
 import { createTables } from './tables.js';
-import { RETENTION_FUNCTION } from '../lib/routes.js';
+import { QUEUES, type QueueSpec } from '../lib/queues.js';
+import { DELAY_SWEEP_FUNCTION, RETENTION_FUNCTION } from '../lib/routes.js';
 
 export interface LocalRuntimeOptions {
   readonly apiPort: number;
@@ -12,6 +19,10 @@ export interface LocalRuntimeOptions {
   readonly endpoint?: string;
   readonly emulatorPort?: number;
   readonly tablePrefix: string;
+  /** Seconds between delay sweeps; SLUICE_DELAY_SWEEP_SECONDS, else 1 (the stack: every minute, Scheduler's finest rate). */
+  readonly delaySweepSeconds?: number;
+  /** Concurrent batches per queue; SLUICE_SQS_POLLERS, else 2. */
+  readonly pollers?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -24,9 +35,21 @@ export interface LocalRuntime {
 /** How often the local retention pass runs (the stack schedules the same handler). */
 const RETENTION_INTERVAL_MS = 60_000;
 
+/** The local sweep interval: no cost per invocation here, and tests should not wait a minute. */
+export const LOCAL_DELAY_SWEEP_SECONDS = 1;
+
+export function delaySweepSecondsFromEnvironment(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.SLUICE_DELAY_SWEEP_SECONDS;
+  if (raw === undefined || raw === '') return LOCAL_DELAY_SWEEP_SECONDS;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0.1 || n > 3600) throw new Error(`SLUICE_DELAY_SWEEP_SECONDS must be a number of seconds 0.1..3600, not '${raw}'.`);
+  return n;
+}
+
 /**
- * Everything `npm start` runs: the emulator, the tables, the API gateway over the handlers, and the
- * scheduled handlers. Each part is a service with stop(), so pollers and schedule drivers slot in.
+ * Everything `npm start` runs: the emulator, the tables and queues, the API gateway over the handlers,
+ * the queues' consumers (SQS pollers), the Scheduler schedules' driver and the retention pass. Each part
+ * is a service with stop(); they stop in the reverse order.
  */
 export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
   const log = options.log ?? console.log;
@@ -39,15 +62,49 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     emulator = await startEmulator(port);
     endpoint = emulator.endpoint;
   }
-  useLocalAws(endpoint, options.tablePrefix);
+  const prefix = options.tablePrefix;
+  useLocalAws(endpoint, prefix);
+  // Metrics go to CloudWatch as log lines (EMF); locally there is no CloudWatch, and a sweep every second would
+  // print one a second. POWERTOOLS_METRICS_DISABLED=false brings them back.
+  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+  const sweepSeconds = options.delaySweepSeconds ?? delaySweepSecondsFromEnvironment();
+  const pollers = options.pollers ?? pollersFromEnvironment();
   const services: LocalService[] = [];
   try {
-    await createTables(new DynamoDBClient({}), options.tablePrefix);
+    await createTables(new DynamoDBClient({}), prefix);
+    const queues = await createQueues(new SQSClient({}), prefix);
+    useLocalQueues(queues);
+    await createSchedules(new SchedulerClient({}), prefix);
+
     const api = await startApiServer(options.apiPort);
     services.push({ name: 'api', stop: () => api.close() });
+    log(`[sluice] API gateway on ${api.url}`);
+
+    for (const poller of await startQueueConsumers(queues, { concurrency: pollers })) {
+      services.push(poller);
+    }
+    for (const spec of QUEUES as readonly QueueSpec[]) {
+      const handler = spec.consumer.handler;
+      log(
+        `[sluice] SQS poller: ${localQueueName(prefix, spec)} → ${handler} (${pollers} concurrent batches of up to ${spec.consumer.batchSize}, ` +
+          `timeout ${functionTimeoutMs(handler) / 1000} s; after ${spec.maxReceiveCount} receives a message goes to ${localDeadLetterQueueName(prefix, spec)})`,
+      );
+    }
+
+    const driver = await startScheduleDriver({ prefix, intervalSeconds: { [DELAY_SWEEP_FUNCTION.handler]: sweepSeconds } });
+    services.push(driver);
+    for (const s of driver.schedules) {
+      const local = s.handler === DELAY_SWEEP_FUNCTION.handler ? ' (SLUICE_DELAY_SWEEP_SECONDS)' : '';
+      log(
+        `[sluice] Schedule ${s.name} (${s.expression} in the stack) → ${s.handler}, here every ${s.intervalMs / 1000} s${local}, ` +
+          `timeout ${functionTimeoutMs(s.handler) / 1000} s`,
+      );
+    }
+
     services.push(
       everyInterval(RETENTION_FUNCTION.handler, RETENTION_INTERVAL_MS, async () => (await import('../functions/handlers/trimRetention.js')).handler),
     );
+    log(`[sluice] Retention pass → ${RETENTION_FUNCTION.handler}, every ${RETENTION_INTERVAL_MS / 1000} s, timeout ${functionTimeoutMs(RETENTION_FUNCTION.handler) / 1000} s`);
     return {
       apiUrl: api.url,
       endpoint,

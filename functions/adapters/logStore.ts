@@ -1,7 +1,8 @@
 import { PutCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { Segment, StoredRecord } from '../domain/messages.js';
-import { IdsTaken, OffsetTaken, type DedupEntry, type LogStore, type SegmentWrite } from '../domain/ports.js';
+import { IdsTaken, LandingsGone, OffsetTaken, type DedupEntry, type LandingChange, type LogStore, type SegmentWrite } from '../domain/ports.js';
+import { landingAction } from './delayStore.js';
 import { batchDeleteAll } from './batch.js';
 import { cancellationCodes, cancellationItem, failedItem, isConditionFailure, isTransactionConflict, newWriteToken, writtenBy } from './dynamoErrors.js';
 
@@ -34,6 +35,7 @@ export class DynamoLogStore implements LogStore {
     private readonly client: DynamoDBDocumentClient,
     private readonly table: string,
     private readonly dedupTable: string,
+    private readonly delayTable: string,
   ) {}
 
   private async edge(topicKey: string, partition: number, newestFirst: boolean) {
@@ -60,7 +62,13 @@ export class DynamoLogStore implements LogStore {
     return this.edge(topicKey, partition, false);
   }
 
-  async appendSegment(topicKey: string, segment: SegmentWrite, ids: readonly DedupEntry[], idExpiresAt: number) {
+  async appendSegment(
+    topicKey: string,
+    segment: SegmentWrite,
+    ids: readonly DedupEntry[],
+    idExpiresAt: number,
+    landings: readonly LandingChange[] = [],
+  ) {
     // A token of this append: when the SDK retries a write whose reply was lost after DynamoDB applied
     // it, the retry fails its condition on our own segment; the token tells "ours" from "someone else's".
     const writeToken = newWriteToken();
@@ -75,7 +83,7 @@ export class DynamoLogStore implements LogStore {
     // The append's whole correctness: the offset is taken only if no segment starts there yet.
     // ALL_OLD returns the segment that holds the offset with the condition failure (no extra read units).
     const condition = { ConditionExpression: 'attribute_not_exists(pk)', ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const };
-    if (ids.length === 0) {
+    if (ids.length === 0 && landings.length === 0) {
       try {
         await this.client.send(new PutCommand({ TableName: this.table, Item: item, ...condition }));
         return;
@@ -102,6 +110,8 @@ export class DynamoLogStore implements LogStore {
                 ExpressionAttributeValues: { ':now': Math.floor(segment.producedAt / 1000) },
               },
             })),
+            // Delayed messages landing in this segment: their pending records go (or advance) with it.
+            ...landings.map((landing) => landingAction(this.delayTable, landing)),
           ],
         }),
       );
@@ -112,6 +122,8 @@ export class DynamoLogStore implements LogStore {
         if (codes[0] === 'ConditionalCheckFailed' && writtenBy(cancellationItem(error, 0), writeToken)) return;
         const takenIds = ids.filter((_, i) => codes[i + 1] === 'ConditionalCheckFailed').map((id) => id.id);
         if (takenIds.length > 0) throw new IdsTaken(takenIds);
+        const gone = landings.filter((_, i) => codes[i + 1 + ids.length] === 'ConditionalCheckFailed').map((l) => l.id);
+        if (gone.length > 0) throw new LandingsGone(gone);
         if (codes[0] === 'ConditionalCheckFailed') throw new OffsetTaken(segmentEnd(cancellationItem(error, 0)));
         if (isTransactionConflict(error)) throw new OffsetTaken();
       }

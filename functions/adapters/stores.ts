@@ -5,6 +5,8 @@ import { dynamo } from './dynamoClient.js';
 import { DynamoDedupStore } from './dedupStore.js';
 import { DynamoGroupStateStore } from './groupStateStore.js';
 import { DynamoLogStore } from './logStore.js';
+import { DynamoDelayStore } from './delayStore.js';
+import { SqsDelayQueue, sqs } from './delayQueue.js';
 
 /** The domain's stores on DynamoDB, built once per process from the validated config. */
 let cached: Stores | undefined;
@@ -14,9 +16,16 @@ export function dynamoStores(config: Config): Stores {
   const client = dynamo();
   cached = {
     catalog: new DynamoCatalogStore(client, config.tables.catalog),
-    log: new DynamoLogStore(client, config.tables.log, config.tables.dedup),
+    log: new DynamoLogStore(client, config.tables.log, config.tables.dedup, config.tables.delays),
     dedup: new DynamoDedupStore(client, config.tables.dedup),
     groupState: new DynamoGroupStateStore(client, config.tables.groupState),
+    delays: new DynamoDelayStore(client, config.tables.delays),
+    delayQueue: new SqsDelayQueue(sqs(), config.delayQueueUrl, config.delayQueueMaxSeconds),
   };
   return cached;
 }
+
+/** For tests that change the configuration (e.g. the delay queue's reach) between runs. */
+export const forgetStores = () => {
+  cached = undefined;
+};

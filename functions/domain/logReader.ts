@@ -15,6 +15,7 @@ export function messageAt(segment: Segment, offset: number): LogMessage | undefi
     ...(record.k !== undefined ? { key: record.k } : {}),
     tags: record.t ?? [],
     headers: record.h ?? {},
+    ...(record.d !== undefined ? { deliverAt: iso(record.d) } : {}),
   };
 }
 

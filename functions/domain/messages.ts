@@ -7,6 +7,10 @@ export interface MessageInput {
   readonly headers?: Readonly<Record<string, string>>;
   readonly id?: string;
   readonly partition?: number;
+  /** Delay (functions/domain/delay/): seconds from now, or a time; at most 2 years ahead. */
+  readonly delaySeconds?: number;
+  readonly deliverAt?: string | number;
+  readonly repeat?: { readonly everySeconds: number; readonly times: number };
 }
 
 /** One message inside a segment. Short field names: every byte is paid for on each write and read. */
@@ -18,8 +22,10 @@ export interface StoredRecord {
   k?: string;
   t?: string[];
   h?: Record<string, string>;
-  /** producer-supplied id */
+  /** producer-supplied id (or a delayed message's id) */
   i?: string;
+  /** due time of a delayed message (epoch ms) */
+  d?: number;
 }
 
 export interface Segment {
@@ -40,6 +46,8 @@ export interface LogMessage {
   readonly key?: string;
   readonly tags: readonly string[];
   readonly headers: Readonly<Record<string, string>>;
+  /** When a delayed message was due (ISO). */
+  readonly deliverAt?: string;
 }
 
 export function toRecord(input: MessageInput): StoredRecord {

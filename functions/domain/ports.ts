@@ -84,13 +84,86 @@ export class IdsTaken extends Error {
   }
 }
 
+/** A landing of a delayed message, written in the same transaction as its segment. */
+export interface LandingChange {
+  readonly topicKey: string;
+  readonly id: string;
+  /** The pending record's version the landing read: the landing applies only if it is still that one. */
+  readonly version: number;
+  /** For a repeating message with landings left: the record's next state (else the record goes). */
+  readonly next?: PendingDelayed;
+}
+
+/** Thrown by appendSegment when pending records of landings were cancelled or changed meanwhile. */
+export class LandingsGone extends Error {
+  constructor(readonly ids: readonly string[]) {
+    super('pending delayed messages changed meanwhile');
+  }
+}
+
+/** A delayed message waiting to land (functions/domain/delay/). */
+export interface PendingDelayed {
+  readonly topicKey: string;
+  readonly id: string;
+  /** When the next landing is due (epoch ms). */
+  readonly due: number;
+  /** The message as it will be stored (its `i` is the id). */
+  readonly record: StoredRecord;
+  readonly key?: string;
+  readonly partition?: number;
+  readonly repeat?: { readonly everySeconds: number; readonly times: number };
+  /** 1-based number of the next landing (1 without repeat). */
+  readonly landing: number;
+  /** Handed to the delay queue (the sweep leaves it alone until it is overdue). */
+  readonly queued: boolean;
+  readonly version: number;
+  readonly createdAt: number;
+}
+
+export interface DelayQueueMessage {
+  readonly topicKey: string;
+  readonly ids: readonly string[];
+  readonly delaySeconds: number;
+}
+
+export interface DelayStore {
+  /** Stores a new pending message unless one with its id exists; returns the existing one then. */
+  create(pending: PendingDelayed): Promise<PendingDelayed | undefined>;
+  get(topicKey: string, id: string): Promise<PendingDelayed | undefined>;
+  getMany(topicKey: string, ids: readonly string[]): Promise<Map<string, PendingDelayed>>;
+  /** Pending messages of a topic in due order, `after` a cursor of an earlier page. */
+  list(topicKey: string, limit: number, after?: string): Promise<{ items: PendingDelayed[]; next?: string }>;
+  /** Deletes a pending message; false when there was none. */
+  cancel(topicKey: string, id: string): Promise<boolean>;
+  /** Deletes a pending message if it is still at `version` (a landing of a deleted topic, or a duplicate id). */
+  drop(topicKey: string, id: string, version: number): Promise<void>;
+  /** Pending messages due in one minute, waiting (`waiting`) or handed to the queue (`queued`). */
+  dueIn(state: 'waiting' | 'queued', minute: number, limit: number, after?: string): Promise<{ items: PendingDelayed[]; next?: string }>;
+  /** Marks pending messages as handed to the queue, each only if still at its version. */
+  markQueued(items: readonly PendingDelayed[]): Promise<void>;
+  getSweepCursor(): Promise<number | undefined>;
+  putSweepCursor(minute: number): Promise<void>;
+}
+
+export interface DelayQueue {
+  /** The longest delay the queue takes (SQS DelaySeconds: 900 at most; lower locally to test the sweep path). */
+  readonly maxDelaySeconds: number;
+  send(messages: readonly DelayQueueMessage[]): Promise<void>;
+}
+
 export interface LogStore {
   /** Newest segment of a partition (strongly consistent), or undefined for an empty log. */
   tail(topicKey: string, partition: number): Promise<{ base: number; count: number } | undefined>;
   /** Oldest segment still stored (the retention trimmer deletes older ones but never the newest). */
   head(topicKey: string, partition: number): Promise<{ base: number; count: number; producedAt: number } | undefined>;
-  /** Appends a segment at exactly `base`, together with producer-id records, all or nothing. */
-  appendSegment(topicKey: string, segment: SegmentWrite, ids: readonly DedupEntry[], idExpiresAt: number): Promise<void>;
+  /** Appends a segment at exactly `base`, together with producer-id records and landings, all or nothing. */
+  appendSegment(
+    topicKey: string,
+    segment: SegmentWrite,
+    ids: readonly DedupEntry[],
+    idExpiresAt: number,
+    landings?: readonly LandingChange[],
+  ): Promise<void>;
   /** The segment holding `offset` (the newest with base <= offset), if any. */
   segmentAtOrBefore(topicKey: string, partition: number, offset: number): Promise<Segment | undefined>;
   /**
@@ -177,6 +250,8 @@ export interface Stores {
   readonly log: LogStore;
   readonly dedup: DedupStore;
   readonly groupState: GroupStateStore;
+  readonly delays: DelayStore;
+  readonly delayQueue: DelayQueue;
 }
 
 export const topicKeyOf = (topic: Topic) => `${topic.name}@${topic.epoch}`;

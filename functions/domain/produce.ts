@@ -1,103 +1,44 @@
 import { LIMITS } from './limits.js';
 import { SluiceError, validation } from './errors.js';
-import { serverMessageId } from './ids.js';
-import { recordBytes, toRecord, type MessageInput, type StoredRecord } from './messages.js';
+import { recordBytes, toRecord, type MessageInput } from './messages.js';
 import { partitionForKey, stickyPartition } from './partitioner.js';
-import { IdsTaken, OffsetTaken, topicKeyOf, type DedupEntry, type Stores, type Topic } from './ports.js';
-import { sleep } from './time.js';
+import { topicKeyOf, type Stores, type Topic } from './ports.js';
 import { requireTopicCached } from './topics.js';
+import { appendAll, type AppendedResult, type Pending } from './log/append.js';
+import { prepareDelayed, scheduleDelayed, type ScheduledResult } from './delay/schedule.js';
 
-export interface AppendedResult {
-  readonly id: string;
-  readonly partition: number;
-  readonly offset: number;
-  readonly duplicate?: true;
-}
+export type { AppendedResult } from './log/append.js';
+export { forgetTailHints, raceAppendsLikeSeparateProcesses } from './log/append.js';
 
-/**
- * Where each partition's log ends, as last seen by this process. Only a hint: appends are conditional
- * on the offset being free, so a stale hint costs one failed write and a re-read, never a gap.
- */
-const tailHints = new Map<string, number>();
-
-/**
- * Appends under way in this process, per partition. Concurrent requests of one process (the local
- * runtime, or a Lambda with several in flight) queue per partition instead of racing each other for
- * the same tail, and movable messages pick a partition nobody here is appending to.
- */
-const appendQueues = new Map<string, Promise<unknown>>();
-
-let queueAppends = true;
-
-/** For tests: let this process's appends race like separate Lambda instances' do. */
-export function raceAppendsLikeSeparateProcesses(race: boolean) {
-  queueAppends = !race;
-}
-
-async function serialized<T>(key: string, work: () => Promise<T>): Promise<T> {
-  if (!queueAppends) return work();
-  const previous = appendQueues.get(key) ?? Promise.resolve();
-  const run = previous.then(work, work);
-  const settled = run.then(
-    () => undefined,
-    () => undefined,
-  );
-  appendQueues.set(key, settled);
-  try {
-    return await run;
-  } finally {
-    if (appendQueues.get(key) === settled) appendQueues.delete(key);
-  }
-}
-
-function idlePartition(topicKey: string, preferred: number, partitions: number): number {
-  for (let i = 0; i < partitions; i++) {
-    const p = (preferred + i) % partitions;
-    if (!appendQueues.has(`${topicKey}#${p}`)) return p;
-  }
-  return preferred;
-}
-
-/**
- * A lost append race is retried after a jittered exponential backoff ("full jitter": a random wait up
- * to 4 ms, 8 ms, … 256 ms), so racing writers spread out instead of re-colliding at once; the request
- * answers 429 (Throttled, retry-after) once the next wait would cross its deadline, which the handler
- * sets before the function's timeout. The attempt cap is a backstop for a deadline far away.
- */
-const MAX_APPEND_ATTEMPTS = 100;
-const BACKOFF_BASE_MS = 10;
-const BACKOFF_CAP_MS = 1000;
 /** Used when the caller gives no deadline: under the produce function's 10 s timeout. */
 const DEFAULT_BUDGET_MS = 8000;
 
-const backoffMs = (attempt: number) => Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
-
-/** Set when one partition's append failed: the others stop before their next attempt. */
-interface Abort {
-  reason?: unknown;
-}
-
-class Aborted extends Error {}
-
-interface Pending {
-  readonly index: number;
-  readonly partition: number;
-  /** Neither a key nor an explicit partition: the message may go to any partition. */
-  readonly movable: boolean;
-  readonly record: StoredRecord;
-  readonly bytes: number;
-}
+export type ProduceResult = AppendedResult | ScheduledResult;
 
 export async function produce(
   stores: Stores,
   topicName: string,
   inputs: readonly MessageInput[],
   deadline = Date.now() + DEFAULT_BUDGET_MS,
-): Promise<AppendedResult[]> {
+): Promise<ProduceResult[]> {
   const topic = await requireTopicCached(stores, topicName);
   const topicKey = topicKeyOf(topic);
-  const pending = route(topic, inputs);
-  const results: (AppendedResult | undefined)[] = new Array(inputs.length);
+  // Delayed messages wait in the delay path (functions/domain/delay/) and land later.
+  const delayed: Array<{ index: number; input: MessageInput }> = [];
+  const now: MessageInput[] = [];
+  const nowIndex: number[] = [];
+  inputs.forEach((input, index) => {
+    if (input.delaySeconds !== undefined || input.deliverAt !== undefined || input.repeat !== undefined) delayed.push({ index, input });
+    else {
+      nowIndex.push(index);
+      now.push(input);
+    }
+  });
+  const out: (ProduceResult | undefined)[] = new Array(inputs.length);
+  // Validate every message before storing anything: a rejected request stores nothing.
+  const pending = route(topic, now).map((p) => ({ ...p, index: nowIndex[p.index]! }));
+  const prepared = delayed.length > 0 ? prepareDelayed(topic, delayed, Date.now()) : [];
+  const results: (AppendedResult | undefined)[] = out as (AppendedResult | undefined)[];
 
   // Producer ids: a repeat within the request points at its first occurrence; ids already appended
   // (within the de-duplication window) answer with their original place.
@@ -125,45 +66,15 @@ export async function produce(
     else toAppend.push(p);
   }
 
-  const byPartition = new Map<number, Pending[]>();
-  // Movable messages are kept apart from keyed ones so a lost race can move them to another partition.
-  const movable = toAppend.filter((p) => p.movable);
-  for (const p of toAppend.filter((m) => !m.movable)) {
-    const list = byPartition.get(p.partition) ?? [];
-    list.push(p);
-    byPartition.set(p.partition, list);
-  }
-  // Partitions append in parallel. When one fails, the others stop before their next attempt, and the
-  // reply waits for all of them: no append may still be running (or land) after the request answered.
-  const abort: Abort = {};
-  const run = async (work: () => Promise<void>) => {
-    try {
-      await work();
-    } catch (error) {
-      abort.reason ??= error;
-    }
-  };
-  const appends = [...byPartition.entries()].map(([partition, list]) =>
-    run(async () => {
-      for (const chunk of chunkForSegments(list)) await appendChunk(stores, topic, topicKey, partition, chunk, results, false, deadline, abort);
-    }),
-  );
-  if (movable.length > 0) {
-    appends.push(
-      run(async () => {
-        for (const chunk of chunkForSegments(movable)) {
-          await appendChunk(stores, topic, topicKey, chunk[0]!.partition, chunk, results, true, deadline, abort);
-        }
-      }),
-    );
-  }
-  await Promise.all(appends);
-  if (abort.reason !== undefined) throw abort.reason;
+  await appendAll(stores, topic, toAppend, results, deadline);
   for (const { index, first } of repeats) {
     const original = results[first]!;
     results[index] = { id: original.id, partition: original.partition, offset: original.offset, duplicate: true };
   }
-  return results.map((r) => r!);
+  if (prepared.length > 0) {
+    for (const r of await scheduleDelayed(stores, topic, prepared)) out[r.index] = r.result;
+  }
+  return out.map((r) => r!);
 }
 
 function route(topic: Topic, inputs: readonly MessageInput[]): Pending[] {
@@ -183,118 +94,3 @@ function route(topic: Topic, inputs: readonly MessageInput[]): Pending[] {
   });
 }
 
-/** Splits one partition's messages into segments that fit an item and a transaction. */
-function chunkForSegments(list: readonly Pending[]): Pending[][] {
-  const chunks: Pending[][] = [];
-  let current: Pending[] = [];
-  let bytes = 0;
-  let ids = 0;
-  for (const p of list) {
-    const hasId = p.record.i !== undefined ? 1 : 0;
-    if (current.length > 0 && (bytes + p.bytes > LIMITS.maxSegmentBytes || ids + hasId > LIMITS.maxIdsPerSegment)) {
-      chunks.push(current);
-      current = [];
-      bytes = 0;
-      ids = 0;
-    }
-    current.push(p);
-    bytes += p.bytes + 1;
-    ids += hasId;
-  }
-  if (current.length > 0) chunks.push(current);
-  return chunks;
-}
-
-async function appendChunk(
-  stores: Stores,
-  topic: Topic,
-  topicKey: string,
-  partition: number,
-  chunk: Pending[],
-  results: (AppendedResult | undefined)[],
-  movable: boolean,
-  deadline: number,
-  abort: Abort,
-): Promise<void> {
-  let remaining = chunk;
-  for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS && remaining.length > 0; attempt++) {
-    if (abort.reason !== undefined) throw new Aborted();
-    if (movable) partition = idlePartition(topicKey, partition, topic.partitions);
-    const hintKey = `${topicKey}#${partition}`;
-    const outcome = await serialized(hintKey, () => tryAppend(stores, topic, topicKey, partition, remaining, results));
-    if (outcome === 'appended') return;
-    if (outcome === 'offset-taken') {
-      // Someone else is appending here right now: unkeyed messages try the next partition at once,
-      // until they have been round every partition; then everyone waits before the next try.
-      if (movable) partition = (partition + 1) % topic.partitions;
-      if (movable && attempt < topic.partitions - 1) continue;
-    } else {
-      remaining = outcome.remaining;
-      if (remaining.length === 0) return;
-    }
-    const wait = backoffMs(attempt);
-    if (Date.now() + wait >= deadline) break;
-    await sleep(wait);
-  }
-  if (remaining.length > 0) {
-    throw new SluiceError('Throttled', `Partition ${partition} of '${topic.name}' is contended; retry the request.`);
-  }
-}
-
-/** One conditional append of `remaining` at the partition's tail. */
-async function tryAppend(
-  stores: Stores,
-  topic: Topic,
-  topicKey: string,
-  partition: number,
-  remaining: Pending[],
-  results: (AppendedResult | undefined)[],
-): Promise<'appended' | 'offset-taken' | { remaining: Pending[] }> {
-  const hintKey = `${topicKey}#${partition}`;
-  let base = tailHints.get(hintKey);
-  if (base === undefined) {
-    const tail = await stores.log.tail(topicKey, partition);
-    base = tail ? tail.base + tail.count : 0;
-  }
-  const producedAt = Date.now();
-  const ids: DedupEntry[] = [];
-  remaining.forEach((p, i) => {
-    if (p.record.i !== undefined) ids.push({ id: p.record.i, partition, offset: base + i });
-  });
-  try {
-    await stores.log.appendSegment(
-      topicKey,
-      { partition, base, producedAt, records: remaining.map((p) => p.record) },
-      ids,
-      Math.floor(producedAt / 1000) + Math.max(LIMITS.dedupWindowSeconds, topic.retentionHours * 3600),
-    );
-  } catch (error) {
-    if (error instanceof OffsetTaken) {
-      // The winner's segment came back with the failure: its end is where to try next (no tail read).
-      if (error.endOfWinner !== undefined) tailHints.set(hintKey, error.endOfWinner);
-      else tailHints.delete(hintKey);
-      return 'offset-taken';
-    }
-    if (error instanceof IdsTaken) {
-      // Another request appended some of these ids meanwhile: answer with its offsets, append the rest.
-      const found = await stores.dedup.getMany(topicKey, error.ids);
-      return {
-        remaining: remaining.filter((p) => {
-          const seen = p.record.i !== undefined ? found.get(p.record.i) : undefined;
-          if (seen) results[p.index] = { id: seen.id, partition: seen.partition, offset: seen.offset, duplicate: true };
-          return !seen;
-        }),
-      };
-    }
-    throw error;
-  }
-  tailHints.set(hintKey, base + remaining.length);
-  remaining.forEach((p, i) => {
-    const offset = base + i;
-    results[p.index] = { id: p.record.i ?? serverMessageId(producedAt, partition, offset), partition, offset };
-  });
-  return 'appended';
-}
-
-/** For tests: forget the tail hints, as a cold Lambda would. */
-export const forgetTailHints = () => tailHints.clear();

@@ -87,16 +87,18 @@ const Message = z
       .optional(),
     id: ProducerId.optional(),
     partition: z.number().int().min(0).max(LIMITS.maxPartitions - 1).optional(),
-    delaySeconds: z.unknown().optional(),
-    deliverAt: z.unknown().optional(),
+    delaySeconds: z.number().int().min(0).max(63_072_000).optional(),
+    deliverAt: z.union([z.string().min(1).max(64), z.number().int().min(0)]).optional(),
+    repeat: z
+      .object({ everySeconds: z.number().int().min(1).max(63_072_000), times: z.number().int().min(1).max(10_000) })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((m, ctx) => {
     if (m.body === undefined && m.bodyBase64 === undefined) ctx.addIssue({ code: 'custom', message: 'body (or bodyBase64) is required' });
     if (m.body !== undefined && m.bodyBase64 !== undefined) ctx.addIssue({ code: 'custom', message: 'give body or bodyBase64, not both' });
-    if (m.delaySeconds !== undefined || m.deliverAt !== undefined) {
-      ctx.addIssue({ code: 'custom', message: 'delayed messages (delaySeconds, deliverAt) are not supported yet' });
-    }
+    if (m.delaySeconds !== undefined && m.deliverAt !== undefined) ctx.addIssue({ code: 'custom', message: 'give delaySeconds or deliverAt, not both' });
   });
 
 export const ProduceBody = z
@@ -163,3 +165,6 @@ export const BrowseQuery = z
   .strict();
 
 export const DeadLetterQuery = z.object({ limit: queryInt(1, 100).default(50), after: z.string().min(1).max(64).optional() }).strict();
+
+export const DelayedParams = z.object({ topic: Name, id: ProducerId });
+export const DelayedQuery = z.object({ limit: queryInt(1, 100).default(50), after: z.string().min(1).max(256).optional() }).strict();

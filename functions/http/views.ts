@@ -1,7 +1,7 @@
 import type { Delivery } from '../domain/consume.js';
 import type { GroupView } from '../domain/groups.js';
 import type { LogMessage } from '../domain/messages.js';
-import type { Group, Topic } from '../domain/ports.js';
+import type { Group, PendingDelayed, Topic } from '../domain/ports.js';
 import { iso } from '../domain/time.js';
 
 /** Reply shapes of API.md, kept apart from the domain's types so that either may change on its own. */
@@ -39,6 +39,20 @@ export const messageView = (m: LogMessage) => ({
   tags: m.tags,
   headers: m.headers,
   producedAt: m.producedAt,
+  ...(m.deliverAt !== undefined ? { deliverAt: m.deliverAt } : {}),
+});
+
+/** A pending delayed message (API.md, "Delay messages"); the body only where one message is asked for. */
+export const pendingView = (p: PendingDelayed, withBody: boolean) => ({
+  id: p.id,
+  deliverAt: iso(p.due),
+  key: p.key ?? null,
+  tags: p.record.t ?? [],
+  headers: p.record.h ?? {},
+  ...(p.partition !== undefined ? { partition: p.partition } : {}),
+  ...(p.repeat ? { repeat: { ...p.repeat, next: p.landing } } : {}),
+  ...(withBody ? (p.record.x !== undefined ? { bodyBase64: p.record.x } : { body: p.record.b }) : {}),
+  createdAt: iso(p.createdAt),
 });
 
 export const deliveryView = (d: Delivery) => ({ ...messageView(d), deliveryCount: d.deliveryCount, receipt: d.receipt });

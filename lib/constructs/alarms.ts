@@ -5,6 +5,7 @@ import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Alias } from 'aws-cdk-lib/aws-kms';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { Topic } from 'aws-cdk-lib/aws-sns';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 
@@ -17,14 +18,27 @@ export interface BrokerAlarmsProps {
    * allows); an alarm fires at 80% of it, before clients are throttled.
    */
   readonly concurrencyCaps?: Record<string, number>;
+  /** Dead-letter queues: an alarm fires when one holds a message. */
+  readonly deadLetterQueues?: Record<string, IQueue>;
+  /** Further alarms on metrics of their own (e.g. one the code publishes), by name. */
+  readonly metricAlarms?: Record<string, MetricAlarmSpec>;
+}
+
+export interface MetricAlarmSpec {
+  readonly metric: Metric;
+  /** Fires when the metric is at or above this for `evaluationPeriods` periods in a row; missing data does not breach. */
+  readonly threshold: number;
+  readonly evaluationPeriods: number;
+  readonly description: string;
 }
 
 /** Share of a function's concurrency cap at which its concurrency alarm fires. */
 export const CONCURRENCY_ALARM_SHARE = 0.8;
 
 /**
- * Alarms on function errors and throttles, on functions nearing their concurrency cap, and on DynamoDB
- * throttling, sent to an SNS topic when an email is given.
+ * Alarms on function errors and throttles, on functions nearing their concurrency cap, on DynamoDB
+ * throttling, on messages in dead-letter queues and on the metrics given, sent to an SNS topic when an
+ * email is given.
  */
 export class BrokerAlarms extends Construct {
   readonly alarms: Alarm[] = [];
@@ -42,11 +56,11 @@ export class BrokerAlarms extends Construct {
       this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
       action = new SnsAction(this.topic);
     }
-    const add = (name: string, metric: Metric, description: string, threshold = 1) => {
+    const add = (name: string, metric: Metric, description: string, threshold = 1, evaluationPeriods = 1) => {
       const alarm = new Alarm(this, name, {
         metric,
         threshold,
-        evaluationPeriods: 1,
+        evaluationPeriods,
         comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         treatMissingData: TreatMissingData.NOT_BREACHING,
         alarmDescription: description,
@@ -78,6 +92,16 @@ export class BrokerAlarms extends Construct {
           `Sluice table ${name}: DynamoDB throttled requests (${metricName}, 5 min).`,
         );
       }
+    }
+    for (const [name, queue] of Object.entries(props.deadLetterQueues ?? {})) {
+      add(
+        `${name}DeadLetters`,
+        queue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }),
+        `Sluice queue ${name}: messages in its dead-letter queue, i.e. received too often without being processed (docs/deploy.md).`,
+      );
+    }
+    for (const [name, spec] of Object.entries(props.metricAlarms ?? {})) {
+      add(name, spec.metric, spec.description, spec.threshold, spec.evaluationPeriods);
     }
   }
 }

@@ -5,7 +5,9 @@ import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations
 import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import type { QueueId } from '../queues.js';
 import { API_KEY_AUTHORIZER, ROUTES, type FunctionSpec, type RouteSpec } from '../routes.js';
 import type { LimitsConfig } from '../stackConfig.js';
 import type { TableId } from '../tables.js';
@@ -14,6 +16,7 @@ import { BrokerFunction } from './brokerFunction.js';
 export interface BrokerApiProps {
   readonly auth: 'iam' | 'apiKey';
   readonly tables: Record<TableId, TableV2>;
+  readonly queues: Record<QueueId, IQueue>;
   readonly environment: Record<string, string>;
   readonly logRetention: RetentionDays;
   /** Reserved concurrency and throttling (lib/stackConfig.ts); lib/routes.ts says which option applies to which function. */
@@ -34,6 +37,7 @@ export class BrokerApi extends Construct {
       new BrokerFunction(this, spec.handler, {
         spec,
         tables: props.tables,
+        queues: props.queues,
         environment: props.environment,
         logRetention: props.logRetention,
         ...(spec.reservedConcurrencyOption ? { reservedConcurrency: props.limits[spec.reservedConcurrencyOption] } : {}),

@@ -4,16 +4,20 @@ import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { fileURLToPath } from 'node:url';
+import type { QueueId } from '../queues.js';
 import { timeoutSecondsOf, type FunctionSpec } from '../routes.js';
-import type { TableId } from '../tables.js';
+import { TABLES, type TableId, type TableSpec } from '../tables.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface BrokerFunctionProps {
   readonly spec: FunctionSpec;
   readonly tables: Record<TableId, TableV2>;
+  /** The queues of lib/queues.ts, for the SQS actions the spec lists under `queues`. */
+  readonly queues: Record<QueueId, IQueue>;
   readonly environment: Record<string, string>;
   readonly logRetention: RetentionDays;
   /** Reserved concurrency: a cap on the function and a share of the account's pool kept for it. None by default. */
@@ -23,8 +27,9 @@ export interface BrokerFunctionProps {
 /**
  * One handler of functions/handlers/ as a Lambda function: esbuild bundle (ESM, AWS SDK left to the
  * runtime), Node.js 22 on arm64, its own log group, and a role of its own that may write to that log
- * group and use only the DynamoDB actions its spec lists, on only those tables. No managed policy:
- * AWSLambdaBasicExecutionRole would allow writing to every log group ("Resource": "*").
+ * group and use only the DynamoDB actions its spec lists, on only those tables (Query also on the
+ * table's indexes, each by name), and only the SQS actions it lists, on only those queues. No managed
+ * policy: AWSLambdaBasicExecutionRole would allow writing to every log group ("Resource": "*").
  */
 export class BrokerFunction extends Construct {
   readonly fn: NodejsFunction;
@@ -65,9 +70,25 @@ export class BrokerFunction extends Construct {
     });
     for (const [tableId, actions] of Object.entries(props.spec.access)) {
       const table = props.tables[tableId as TableId];
-      this.fn.addToRolePolicy(
-        new PolicyStatement({ actions: actions.map((a) => `dynamodb:${a}`), resources: [table.tableArn] }),
-      );
+      const indexes = (TABLES as readonly TableSpec[]).find((spec) => spec.id === tableId)?.indexes ?? [];
+      // A Query on a global secondary index is authorized on the index's ARN, not the table's.
+      const onIndexes = indexes.length > 0 && actions.includes('Query') ? ['Query'] : [];
+      const onTable = actions.filter((a) => !onIndexes.includes(a));
+      if (onTable.length > 0) {
+        this.fn.addToRolePolicy(new PolicyStatement({ actions: onTable.map((a) => `dynamodb:${a}`), resources: [table.tableArn] }));
+      }
+      if (onIndexes.length > 0) {
+        this.fn.addToRolePolicy(
+          new PolicyStatement({
+            actions: onIndexes.map((a) => `dynamodb:${a}`),
+            resources: [table.tableArn, ...indexes.map((index) => `${table.tableArn}/index/${index.name}`)],
+          }),
+        );
+      }
+    }
+    for (const [queueId, actions] of Object.entries(props.spec.queues ?? {})) {
+      const queue = props.queues[queueId as QueueId];
+      this.fn.addToRolePolicy(new PolicyStatement({ actions: actions.map((a) => `sqs:${a}`), resources: [queue.queueArn] }));
     }
   }
 }

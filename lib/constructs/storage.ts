@@ -1,9 +1,16 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
-import { AttributeType, Billing, StreamViewType, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { AttributeType, Billing, ProjectionType, StreamViewType, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-import { TABLES, type KeyType, type TableId, type TableSpec } from '../tables.js';
+import { TABLES, type IndexSpec, type KeyType, type TableId, type TableSpec } from '../tables.js';
 
 const attributeType = (t: KeyType) => (t === 'S' ? AttributeType.STRING : AttributeType.NUMBER);
+
+const globalSecondaryIndex = (index: IndexSpec) => ({
+  indexName: index.name,
+  partitionKey: { name: index.partitionKey.name, type: attributeType(index.partitionKey.type) },
+  ...(index.sortKey ? { sortKey: { name: index.sortKey.name, type: attributeType(index.sortKey.type) } } : {}),
+  projectionType: index.keysOnly ? ProjectionType.KEYS_ONLY : ProjectionType.ALL,
+});
 
 export interface StorageProps {
   readonly removalPolicy: 'retain' | 'destroy';
@@ -11,7 +18,7 @@ export interface StorageProps {
   readonly pointInTimeRecovery: boolean;
 }
 
-/** The tables of lib/tables.ts: on-demand, encrypted, with the key schema the code expects. */
+/** The tables of lib/tables.ts: on-demand, encrypted, with the key schema and global secondary indexes the code expects. */
 export class Storage extends Construct {
   readonly tables: Record<TableId, TableV2>;
 
@@ -29,6 +36,7 @@ export class Storage extends Construct {
         removalPolicy: props.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
         ...(spec.ttlAttribute ? { timeToLiveAttribute: spec.ttlAttribute } : {}),
         ...(spec.stream ? { dynamoStream: StreamViewType.NEW_IMAGE } : {}),
+        ...(spec.indexes?.length ? { globalSecondaryIndexes: spec.indexes.map(globalSecondaryIndex) } : {}),
       });
     }
     this.tables = tables as Record<TableId, TableV2>;

@@ -86,17 +86,18 @@ describe('bad input', () => {
 
   /** What a rejected request must not change. */
   async function snapshot() {
-    const [list, topic, group, broadcast] = await Promise.all([
+    const [list, topic, group, broadcast, delayed] = await Promise.all([
       api('GET', '/v1/topics'),
       api('GET', topicPath),
       api('GET', groupPath),
       api('GET', broadcastPath),
+      api('GET', `${topicPath}/delayed?limit=100`),
     ]);
-    for (const reply of [list, topic, group, broadcast]) expect(reply.status).toBe(200);
+    for (const reply of [list, topic, group, broadcast, delayed]) expect(reply.status).toBe(200);
     const ours = (list.body.topics as Array<{ name: string }>)
       .filter((t) => t.name.includes(RUN))
       .sort((a, b) => a.name.localeCompare(b.name));
-    return { topics: ours, topic: topic.body, group: group.body, broadcast: broadcast.body };
+    return { topics: ours, topic: topic.body, group: group.body, broadcast: broadcast.body, delayed: delayed.body };
   }
 
   it('the fixture is what the cases assume', async () => {
@@ -336,18 +337,90 @@ describe('bad input', () => {
     },
     { name: 'partition 64', method: 'POST', path: messages, body: { messages: [{ body: 1, partition: 64 }] }, status: 400, code: 'ValidationError' },
     {
-      name: 'delaySeconds (not supported yet)',
+      name: 'delaySeconds -1',
       method: 'POST',
       path: messages,
-      body: { messages: [{ body: 1, delaySeconds: 5 }] },
+      body: { messages: [{ body: 'fine', delaySeconds: 30 }, { body: 1, delaySeconds: -1 }] },
       status: 400,
       code: 'ValidationError',
     },
     {
-      name: 'deliverAt (not supported yet)',
+      name: 'delaySeconds over 2 years (63,072,001)',
       method: 'POST',
       path: messages,
-      body: { messages: [{ body: 1, deliverAt: new Date(Date.now() + 60_000).toISOString() }] },
+      body: { messages: [{ body: 'fine', delaySeconds: 30 }, { body: 1, delaySeconds: 63_072_001 }] },
+      status: 400,
+      code: 'ValidationError',
+    },
+    {
+      name: 'delaySeconds 1.5',
+      method: 'POST',
+      path: messages,
+      body: { messages: [{ body: 'fine', delaySeconds: 30 }, { body: 1, delaySeconds: 1.5 }] },
+      status: 400,
+      code: 'ValidationError',
+    },
+    {
+      name: 'delaySeconds as a string',
+      method: 'POST',
+      path: messages,
+      body: { messages: [{ body: 'fine', delaySeconds: 30 }, { body: 1, delaySeconds: '5' }] },
+      status: 400,
+      code: 'ValidationError',
+    },
+    {
+      name: 'deliverAt more than 2 years ahead (after a valid delayed message)',
+      method: 'POST',
+      path: messages,
+      body: { messages: [{ body: 'fine', delaySeconds: 30 }, { body: 1, deliverAt: new Date(Date.now() + 63_072_000_000 + 3_600_000).toISOString() }] },
+      status: 400,
+      code: 'ValidationError',
+    },
+    {
+      name: 'deliverAt that is not a time',
+      method: 'POST',
+      path: messages,
+      body: { messages: [{ body: 'fine', delaySeconds: 30 }, { body: 1, deliverAt: 'next tuesday' }] },
+      status: 400,
+      code: 'ValidationError',
+    },
+    {
+      name: 'delaySeconds and deliverAt together',
+      method: 'POST',
+      path: messages,
+      body: { messages: [{ body: 'fine', delaySeconds: 30 }, { body: 1, delaySeconds: 5, deliverAt: Date.now() + 5000 }] },
+      status: 400,
+      code: 'ValidationError',
+    },
+    {
+      name: 'repeat with times 0',
+      method: 'POST',
+      path: messages,
+      body: { messages: [{ body: 'fine', delaySeconds: 30 }, { body: 1, delaySeconds: 5, repeat: { everySeconds: 1, times: 0 } }] },
+      status: 400,
+      code: 'ValidationError',
+    },
+    {
+      name: 'repeat with times 10,001',
+      method: 'POST',
+      path: messages,
+      body: { messages: [{ body: 'fine', delaySeconds: 30 }, { body: 1, delaySeconds: 5, repeat: { everySeconds: 1, times: 10_001 } }] },
+      status: 400,
+      code: 'ValidationError',
+    },
+    {
+      name: 'repeat with everySeconds 0',
+      method: 'POST',
+      path: messages,
+      body: { messages: [{ body: 'fine', delaySeconds: 30 }, { body: 1, delaySeconds: 5, repeat: { everySeconds: 0, times: 2 } }] },
+      status: 400,
+      code: 'ValidationError',
+    },
+    {
+      name: 'repeat with an unknown field',
+      method: 'POST',
+      path: messages,
+      body: { messages: [{ body: 'fine', delaySeconds: 30 }, { body: 1, delaySeconds: 5, repeat: { everySeconds: 1, times: 2, forever: true } }] },
       status: 400,
       code: 'ValidationError',
     },

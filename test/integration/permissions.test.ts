@@ -9,7 +9,11 @@ import { observeDynamoCalls } from '../../functions/adapters/callObserver.js';
 import { dynamoStores } from '../../functions/adapters/stores.js';
 import { loadConfig } from '../../functions/config.js';
 import { trimAllTopics } from '../../functions/domain/retention.js';
-import { RETENTION_FUNCTION, ROUTES, type FunctionSpec } from '../../lib/routes.js';
+import { DELAY_LANDING_FUNCTION, DELAY_SWEEP_FUNCTION, RETENTION_FUNCTION, ROUTES, type FunctionSpec } from '../../lib/routes.js';
+import { QUEUES } from '../../lib/queues.js';
+import { landDelayed } from '../../functions/domain/delay/land.js';
+import { sweepDelayed } from '../../functions/domain/delay/sweep.js';
+import { topicKeyOf } from '../../functions/domain/ports.js';
 import { TABLES } from '../../lib/tables.js';
 import { currentInvocation } from '../../local/invocation.js';
 import { ack, produce, pullAll, sleep, topicWithGroup, useApi } from '../support/api.js';
@@ -36,6 +40,11 @@ function actionsOf(command: string, input: any): Array<[string, string]> {
       const action = { Put: 'PutItem', Delete: 'DeleteItem', Update: 'UpdateItem', ConditionCheck: 'ConditionCheckItem' }[kind]!;
       return [op.TableName, action];
     });
+  }
+  // SQS: authorized per queue, by the queue's URL (lib/queues.ts declares the variable holding it).
+  if (command === 'SendMessageBatchCommand' || command === 'SendMessageCommand') {
+    const queue = QUEUES.find((q) => process.env[q.envVar] === input.QueueUrl);
+    return [[`queue:${queue?.id ?? input.QueueUrl}`, 'SendMessage']];
   }
   return [['?', command]];
 }
@@ -82,6 +91,25 @@ describe('IAM grants cover what every function does', () => {
     await pullAll(api, `${base}/groups/fanout`, { consumerId: 'c1' });
     await api('POST', `${base}/groups/fanout/ack`, { receipts: ['0.0.1.b'] });
     await api('POST', `${base}/groups/fanout/reset`, { to: 'latest' });
+    // Delay messages: schedule (new and duplicate id), list, get, cancel, land, sweep.
+    const delayed = await produce(api, topic, [
+      { body: 'later', delaySeconds: 0, id: 'd-1' },
+      { body: 'much later', delaySeconds: 3600 },
+    ]);
+    await produce(api, topic, [{ body: 'again', delaySeconds: 5, id: 'd-1' }]);
+    await api('GET', `${base}/delayed`);
+    await api('GET', `${base}/delayed/d-1`);
+    await api('DELETE', `${base}/delayed/${delayed[1]!.id}`);
+    const stores = dynamoStores(loadConfig());
+    const topicKey = topicKeyOf((await stores.catalog.getTopic(topic))!);
+    await currentInvocation.run({ functionName: DELAY_LANDING_FUNCTION.handler }, () =>
+      landDelayed(stores, { topicKey, ids: ['d-1'] }, Date.now() + 5000),
+    );
+    await produce(api, topic, [{ body: 'repeating', delaySeconds: 0, id: 'd-2', repeat: { everySeconds: 1, times: 2 } }]);
+    await currentInvocation.run({ functionName: DELAY_LANDING_FUNCTION.handler }, () =>
+      landDelayed(stores, { topicKey, ids: ['d-2'] }, Date.now() + 5000),
+    );
+    await currentInvocation.run({ functionName: DELAY_SWEEP_FUNCTION.handler }, () => sweepDelayed(stores, Date.now() + 5000, Date.now() + 3000));
     await currentInvocation.run({ functionName: RETENTION_FUNCTION.handler }, () =>
       trimAllTopics(dynamoStores(loadConfig()), Date.now() + 1000 * 3600 * 1000),
     );
@@ -89,11 +117,15 @@ describe('IAM grants cover what every function does', () => {
     // Again after the delete: the pass clears the buried topic's log.
     await currentInvocation.run({ functionName: RETENTION_FUNCTION.handler }, () => trimAllTopics(dynamoStores(loadConfig())));
 
-    for (const route of ROUTES) expect(used.has(route.handler), `${route.handler} was never called`).toBe(true);
+    for (const spec of [...ROUTES, DELAY_LANDING_FUNCTION, DELAY_SWEEP_FUNCTION]) {
+      expect(used.has(spec.handler), `${spec.handler} was never called`).toBe(true);
+    }
   });
 
   it('lib/routes.ts grants every action each function performed', () => {
-    const specs = new Map<string, FunctionSpec>([...ROUTES, RETENTION_FUNCTION].map((s) => [s.handler, s as FunctionSpec]));
+    const specs = new Map<string, FunctionSpec>(
+      [...ROUTES, RETENTION_FUNCTION, DELAY_LANDING_FUNCTION, DELAY_SWEEP_FUNCTION].map((s) => [s.handler, s as FunctionSpec]),
+    );
     const missing: string[] = [];
     for (const [fn, actions] of used) {
       const spec = specs.get(fn);
@@ -102,9 +134,13 @@ describe('IAM grants cover what every function does', () => {
         continue;
       }
       for (const entry of actions) {
-        const [table, action] = entry.split(':') as [string, string];
-        const granted = (spec.access as Record<string, readonly string[] | undefined>)[table] ?? [];
-        if (!granted.includes(action)) missing.push(`${fn}: ${action} on ${table}`);
+        const parts = entry.split(':');
+        const action = parts.pop()!;
+        const resource = parts.join(':');
+        const granted = resource.startsWith('queue:')
+          ? ((spec.queues ?? {}) as Record<string, readonly string[] | undefined>)[resource.slice('queue:'.length)] ?? []
+          : ((spec.access as Record<string, readonly string[] | undefined>)[resource] ?? []);
+        if (!granted.includes(action)) missing.push(`${fn}: ${action} on ${resource}`);
       }
     }
     expect(missing).toEqual([]);

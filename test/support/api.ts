@@ -1,6 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll } from 'vitest';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, inject } from 'vitest';
+import { forgetConfig } from '../../functions/config.js';
 import { startApiServer, type ApiServer } from '../../local/apiServer.js';
+import { startQueueConsumers, type QueueConsumerOptions } from '../../local/consumers.js';
+import type { ScheduledHandler } from '../../local/handlers.js';
+import type { LocalService } from '../../local/periodic.js';
+import { createQueues, queueEnvironment, type QueueUrls } from '../../local/queues.js';
+import { startScheduleDriver, type ScheduleDriver } from '../../local/schedules.js';
+import type { SqsPoller } from '../../local/sqsPoller.js';
 
 export interface ApiReply<T = any> { // eslint-disable-line @typescript-eslint/no-explicit-any
   readonly status: number;
@@ -64,3 +72,66 @@ export async function ack(api: Api, groupPath: string, receipts: string[]) {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface LocalServicesOptions {
+  /** Seconds between delay sweeps (SLUICE_DELAY_SWEEP_SECONDS in npm start); 1 by default. */
+  readonly sweepSeconds?: number;
+  /** Queue consumers to run instead of their modules, timeouts, pollers per queue (local/consumers.ts). */
+  readonly consumers?: QueueConsumerOptions;
+  /** Scheduled handlers to run instead of their modules, by handler name. */
+  readonly scheduledHandlers?: Partial<Record<string, ScheduledHandler>>;
+  /** Timeouts of scheduled functions, by handler name, instead of the declared ones. */
+  readonly scheduledTimeoutSeconds?: Partial<Record<string, number>>;
+  /**
+   * Queues of this file's own (a fresh prefix), with this worker's queue variables (DELAY_QUEUE_URL) pointed
+   * at them until afterAll. Without it the file shares the suite's queues with every other file that polls
+   * them: fine for the real consumers (a message is landed by whichever poller gets it), wrong for a file that
+   * injects a failing consumer or counts deliveries. The tables stay shared: another file's sweep may still
+   * hand this file's pending delayed messages to its own queue.
+   */
+  readonly ownQueues?: boolean;
+}
+
+/**
+ * Runs, for one test file and in this worker, what npm start runs besides the API: the SQS pollers of the
+ * queues' consumers and the schedule driver (the delay sweep), as local/runtime.ts wires them.
+ */
+export function useLocalServices(options: LocalServicesOptions = {}) {
+  const services: LocalService[] = [];
+  const state: { queues?: QueueUrls; pollers: SqsPoller[]; driver?: ScheduleDriver } = { pollers: [] };
+  let savedEnv: Record<string, string | undefined> | undefined;
+  beforeAll(async () => {
+    let queues = inject('queueUrls');
+    if (options.ownQueues) {
+      const sqs = new SQSClient({});
+      queues = await createQueues(sqs, uniqueName(inject('tablePrefix')));
+      sqs.destroy();
+      const env = queueEnvironment(queues);
+      savedEnv = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+      Object.assign(process.env, env);
+      forgetConfig();
+    }
+    state.queues = queues;
+    state.pollers = await startQueueConsumers(queues, { log: () => undefined, ...options.consumers });
+    services.push(...state.pollers);
+    state.driver = await startScheduleDriver({
+      prefix: inject('tablePrefix'),
+      intervalSeconds: { sweepDelayed: options.sweepSeconds ?? 1 },
+      handlers: options.scheduledHandlers ?? {},
+      timeoutSeconds: options.scheduledTimeoutSeconds ?? {},
+      log: () => undefined,
+    });
+    services.push(state.driver);
+  });
+  afterAll(async () => {
+    for (const service of services.splice(0).reverse()) await service.stop();
+    if (savedEnv) {
+      for (const [k, v] of Object.entries(savedEnv)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      forgetConfig();
+    }
+  });
+  return state;
+}

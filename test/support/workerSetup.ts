@@ -1,6 +1,7 @@
 import { inject } from 'vitest';
-import { useLocalAws } from '../../local/environment.js';
+import { useLocalAws, useLocalQueues } from '../../local/environment.js';
 
 // Crash tests make handlers fail on purpose; their error logs would only bury the test report.
 process.env.POWERTOOLS_LOG_LEVEL = process.env.SLUICE_TEST_LOG_LEVEL ?? 'SILENT';
 useLocalAws(inject('awsEndpoint'), inject('tablePrefix'));
+useLocalQueues(inject('queueUrls'));

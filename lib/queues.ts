@@ -1,0 +1,34 @@
+/**
+ * The SQS queues of Sluice, declared once: the CDK stack creates each (with its own dead-letter queue
+ * and an alarm on it), and the local runtime creates them on the emulator and polls them with the
+ * consumer function named here, so local and cloud cannot drift. `envVar` is how the queue URL
+ * reaches the Lambda code (functions/config.ts).
+ */
+export interface QueueSpec {
+  /** Logical id in the stack and suffix of the local queue name. */
+  readonly id: string;
+  readonly envVar: string;
+  /** Seconds a received message stays hidden: at least the consumer's timeout (AWS requires it for event sources). */
+  readonly visibilityTimeoutSeconds: number;
+  /** Receives before SQS moves a message to the queue's dead-letter queue. */
+  readonly maxReceiveCount: number;
+  /** Days the dead-letter queue keeps a message (SQS allows 1..14). */
+  readonly deadLetterRetentionDays: number;
+  /** The function that consumes the queue (an event source mapping with partial batch responses). */
+  readonly consumer: { readonly handler: string; readonly batchSize: number; readonly maxBatchingWindowSeconds: number };
+  readonly purpose: string;
+}
+
+export const QUEUES = [
+  {
+    id: 'Delay',
+    envVar: 'DELAY_QUEUE_URL',
+    visibilityTimeoutSeconds: 60,
+    maxReceiveCount: 10,
+    deadLetterRetentionDays: 14,
+    consumer: { handler: 'landDelayed', batchSize: 10, maxBatchingWindowSeconds: 0 },
+    purpose: 'Delayed messages due within SLUICE_DELAY_QUEUE_MAX_SECONDS (SQS DelaySeconds, at most 900): each SQS message names up to 100 pending messages of one topic due in the same second; its consumer lands them in the topic.',
+  },
+] as const satisfies readonly QueueSpec[];
+
+export type QueueId = (typeof QUEUES)[number]['id'];

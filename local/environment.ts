@@ -19,3 +19,11 @@ export function useLocalAws(endpoint: string, tablePrefix: string) {
 export function useLocalQueues(urls: QueueUrls) {
   Object.assign(process.env, queueEnvironment(urls));
 }
+
+/**
+ * Points the AWS SDK's Lambda client at the local Invoke endpoint (local/lambdaService.ts): the SDK's per-service
+ * endpoint variable wins over AWS_ENDPOINT_URL, so code invoking a user's function needs no local switch.
+ */
+export function useLocalLambdaEndpoint(url: string) {
+  process.env.AWS_ENDPOINT_URL_LAMBDA = url;
+}

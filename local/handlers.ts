@@ -1,5 +1,6 @@
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import type { SqsHandler } from './sqsPoller.js';
+import type { StreamHandler } from './streamPoller.js';
 import type { HandlerName } from '../lib/routes.js';
 import type { HttpResult } from '../functions/http/errors.js';
 
@@ -42,3 +43,6 @@ export const SCHEDULED_HANDLERS: Record<string, () => Promise<{ handler: Schedul
   trimRetention: () => import('../functions/handlers/trimRetention.js'),
   sweepDelayed: () => import('../functions/handlers/sweepDelayed.js'),
 };
+
+/** The consumer of a table's DynamoDB stream (local/streams.ts STREAM_CONSUMERS), by handler name. None yet. */
+export const STREAM_HANDLERS: Record<string, () => Promise<{ handler: StreamHandler }>> = {};

@@ -4,11 +4,20 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { startApiServer } from './apiServer.js';
 import { pollersFromEnvironment, startQueueConsumers } from './consumers.js';
 import { ensureEmulatorInstalled, freePort, startEmulator, type RunningEmulator } from './emulator.js';
-import { useLocalAws, useLocalQueues } from './environment.js';
+import { useLocalAws, useLocalLambdaEndpoint, useLocalQueues } from './environment.js';
 import { functionTimeoutMs } from './invocation.js';
+import {
+  FUNCTIONS_FILE,
+  functionsFromEnvironment,
+  lambdaPortFromEnvironment,
+  startLambdaService,
+  type LambdaService,
+  type LocalFunctions,
+} from './lambdaService.js';
 import { everyInterval, type LocalService } from './periodic.js';
 import { createQueues, localDeadLetterQueueName, localQueueName } from './queues.js';
 import { createSchedules, startScheduleDriver } from './schedules.js';
+import { startStreamConsumers } from './streams.js';
 import { createTables } from './tables.js';
 import { QUEUES, type QueueSpec } from '../lib/queues.js';
 import { DELAY_SWEEP_FUNCTION, RETENTION_FUNCTION } from '../lib/routes.js';
@@ -23,12 +32,21 @@ export interface LocalRuntimeOptions {
   readonly delaySweepSeconds?: number;
   /** Concurrent batches per queue; SLUICE_SQS_POLLERS, else 2. */
   readonly pollers?: number;
+  /** Port of the local Lambda Invoke endpoint; SLUICE_LAMBDA_PORT, else a free one. */
+  readonly lambdaPort?: number;
+  /**
+   * Users' functions behind the local Lambda endpoint (module paths relative to the working directory); by
+   * default the file SLUICE_LOCAL_FUNCTIONS names, else sluice.functions.json if there is one (local/lambdaService.ts).
+   */
+  readonly functions?: LocalFunctions;
   readonly log?: (line: string) => void;
 }
 
 export interface LocalRuntime {
   readonly apiUrl: string;
   readonly endpoint: string;
+  /** The local Lambda Invoke endpoint (AWS_ENDPOINT_URL_LAMBDA in this process) and its functions. */
+  readonly lambda: LambdaService;
   stop(): Promise<void>;
 }
 
@@ -76,6 +94,19 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     useLocalQueues(queues);
     await createSchedules(new SchedulerClient({}), prefix);
 
+    const registered = options.functions ? { functions: options.functions, baseDir: process.cwd() } : functionsFromEnvironment();
+    const lambdaPort = options.lambdaPort ?? lambdaPortFromEnvironment();
+    const lambda = await startLambdaService({ port: lambdaPort, functions: registered.functions, baseDir: registered.baseDir });
+    services.push(lambda);
+    useLocalLambdaEndpoint(lambda.url);
+    const functions = lambda.functions();
+    const fromFile = 'file' in registered && registered.file ? ` from ${registered.file}` : '';
+    log(
+      `[sluice] Lambda endpoint on ${lambda.url} (AWS_ENDPOINT_URL_LAMBDA): ` +
+        (functions.length > 0 ? `${functions.length} local functions${fromFile}` : `no local functions (register them in ${FUNCTIONS_FILE} or SLUICE_LOCAL_FUNCTIONS)`),
+    );
+    for (const f of functions) log(`[sluice]   ${f.key} → ${f.source} (timeout ${f.timeoutSeconds} s)`);
+
     const api = await startApiServer(options.apiPort);
     services.push({ name: 'api', stop: () => api.close() });
     log(`[sluice] API gateway on ${api.url}`);
@@ -89,6 +120,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         `[sluice] SQS poller: ${localQueueName(prefix, spec)} → ${handler} (${pollers} concurrent batches of up to ${spec.consumer.batchSize}, ` +
           `timeout ${functionTimeoutMs(handler) / 1000} s; after ${spec.maxReceiveCount} receives a message goes to ${localDeadLetterQueueName(prefix, spec)})`,
       );
+    }
+
+    for (const poller of await startStreamConsumers(prefix)) {
+      services.push(poller);
+      log(`[sluice] DynamoDB Streams poller: ${poller.name}`);
     }
 
     const driver = await startScheduleDriver({ prefix, intervalSeconds: { [DELAY_SWEEP_FUNCTION.handler]: sweepSeconds } });
@@ -108,6 +144,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     return {
       apiUrl: api.url,
       endpoint,
+      lambda,
       stop: async () => {
         for (const service of services.reverse()) await service.stop();
         await emulator?.stop();

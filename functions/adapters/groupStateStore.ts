@@ -19,7 +19,7 @@ import {
  *   sk "p#<partition>"               progress: d = dispatched, h = segment hint, f = in-flight entries,
  *                                    x = recently dead offsets, v = version, w = write token
  *   sk "c#<consumer>#<partition>"    broadcast cursor (v = version, w = write token)
- *   sk "d#<deadAt>#<partition>#<offset>"  dead letter with a copy of the message
+ *   sk "d#<deadAt>#<partition>#<offset>"  dead letter with a copy of the message (rs = reason, when known)
  *   sk "r#<partition>#<offset>"      a redriven dead letter's copy, kept until TTL (the segment may be gone)
  * In-flight entries are one JSON string of [offset, until, deliveries, token(, 1 = has a copy)] tuples:
  * compact, because the whole item is rewritten on every pull and ack.
@@ -128,7 +128,15 @@ export class DynamoGroupStateStore implements GroupStateStore {
             ...dead.map((l) => ({
               Put: {
                 TableName: this.table,
-                Item: { pk: groupKey, sk: deadSk(l), msg: JSON.stringify(l.message), dc: l.deliveryCount, da: l.deadAt, exp: expires },
+                Item: {
+                  pk: groupKey,
+                  sk: deadSk(l),
+                  msg: JSON.stringify(l.message),
+                  dc: l.deliveryCount,
+                  da: l.deadAt,
+                  ...(l.reason !== undefined ? { rs: l.reason } : {}),
+                  exp: expires,
+                },
               },
             })),
             // A redriven letter moves: its copy stays (r#) for the redelivery, its dead-letter item goes.
@@ -228,6 +236,7 @@ export class DynamoGroupStateStore implements GroupStateStore {
           message: JSON.parse(item.msg as string),
           deliveryCount: item.dc as number,
           deadAt: item.da as number,
+          ...(item.rs !== undefined ? { reason: item.rs as string } : {}),
         });
       }
       start = out.LastEvaluatedKey;

@@ -1,5 +1,6 @@
 import { validation } from './errors.js';
-import { matchesFilter } from './filter.js';
+import { EXPRESSION_LIMITS } from './expression.js';
+import { matchesFilter, screenMessages, type GroupRules } from './filter.js';
 import { formatReceipt, parseReceipt, type Receipt } from './ids.js';
 import { LIMITS } from './limits.js';
 import { OffsetReader, readFrom, replyBytes } from './logReader.js';
@@ -43,11 +44,20 @@ export async function pull(
   const waitUntil = Math.min(Date.now() + request.waitSeconds * 1000, deadline - 1000);
   let delay = FIRST_POLL_DELAY_MS;
   for (;;) {
-    const deliveries = await pullOnce(stores, topic, group, request);
+    // Expression evaluation of one sweep is bounded too, and ends with the poll.
+    const evaluateUntil = Math.min(Date.now() + EXPRESSION_LIMITS.batchBudgetMs, deadline - 1000);
+    const sweep = { passedOver: 0 };
+    const deliveries = await pullOnce(stores, topic, group, request, evaluateUntil, sweep);
     const left = waitUntil - Date.now();
     if (deliveries.length > 0 || left <= 0) return deliveries;
-    await sleep(Math.min(delay, left));
-    delay = Math.min(delay * 2, MAX_POLL_DELAY_MS);
+    if (sweep.passedOver > 0) {
+      // The sweep only filtered out (or dead-lettered) messages: there may be matching ones right
+      // behind them, so look again at once instead of backing off.
+      delay = FIRST_POLL_DELAY_MS;
+    } else {
+      await sleep(Math.min(delay, left));
+      delay = Math.min(delay * 2, MAX_POLL_DELAY_MS);
+    }
     // Re-check the group (cached for a second): a long poll stops at a deleted topic or group instead
     // of polling, and writing progress for, an incarnation that is gone; settings changes apply at once.
     ({ topic, group } = await requireGroupCached(stores, topicName, groupName));
@@ -60,7 +70,14 @@ export async function pull(
  * those messages are returned, and the failing partition is skipped until the next pull. Only when
  * nothing was committed does the error reach the caller (nothing was leased, so a retry is safe).
  */
-async function pullOnce(stores: Stores, topic: Topic, group: Group, request: PullRequest): Promise<Delivery[]> {
+async function pullOnce(
+  stores: Stores,
+  topic: Topic,
+  group: Group,
+  request: PullRequest,
+  evaluateUntil: number,
+  sweep: SweepCount,
+): Promise<Delivery[]> {
   const deliveries: Delivery[] = [];
   let bytes = 0;
   let firstError: unknown;
@@ -70,7 +87,7 @@ async function pullOnce(stores: Stores, topic: Topic, group: Group, request: Pul
   const first = Math.floor(Math.random() * topic.partitions);
   const contended: number[] = [];
   const visit = async (partition: number, attempts: number): Promise<PartitionPull> => {
-    const budget = { count: request.max - deliveries.length, bytes: LIMITS.maxReplyMessageBytes - bytes };
+    const budget = { count: request.max - deliveries.length, bytes: LIMITS.maxReplyMessageBytes - bytes, evaluateUntil, sweep };
     try {
       return group.mode === 'broadcast'
         ? await pullBroadcastPartition(stores, topic, group, request.consumerId!, partition, budget, attempts)
@@ -120,7 +137,64 @@ function logFailedPartitions(topic: Topic, group: Group, partitions: readonly nu
 interface PullBudget {
   readonly count: number;
   readonly bytes: number;
+  /** No expression evaluation starts after this (epoch ms): see EXPRESSION_LIMITS.batchBudgetMs. */
+  readonly evaluateUntil: number;
+  readonly sweep: SweepCount;
 }
+
+/** Messages a sweep committed past without delivering them (filtered out, or dead-lettered by an expression). */
+interface SweepCount {
+  passedOver: number;
+}
+
+/** What a pull takes of a batch of messages after the group's filter and transform (screenMessages). */
+interface Screened {
+  /** Messages to deliver, transformed, in order. */
+  readonly deliver: LogMessage[];
+  /** Messages filtered out: acknowledged without delivery. */
+  readonly skipped: LogMessage[];
+  /** Messages whose filter expression or transform failed. */
+  readonly dead: Array<{ readonly message: LogMessage; readonly reason: string }>;
+  /** How many of the batch were decided (a prefix); the rest are left for a later pull. */
+  readonly count: number;
+  /** Reply bytes of `deliver`. */
+  readonly bytes: number;
+}
+
+/**
+ * Applies the group's rules to `messages` and takes a prefix of the verdicts that fits the reply's
+ * byte budget (transformed bodies counted as delivered), at most `maxDead` dead letters (they share
+ * the progress write's transaction, LIMITS.maxDeadLettersPerPull), and the evaluation budget.
+ */
+async function screenWithin(
+  rules: GroupRules,
+  messages: readonly LogMessage[],
+  limits: { readonly bytes: number; readonly maxDead: number; readonly evaluateUntil: number },
+): Promise<Screened> {
+  const verdicts = await screenMessages(rules, messages, { evaluateUntil: limits.evaluateUntil });
+  const taken: Screened = { deliver: [], skipped: [], dead: [], count: 0, bytes: 0 };
+  let bytes = 0;
+  let count = 0;
+  for (const verdict of verdicts) {
+    const message = messages[count]!;
+    if (verdict.action === 'deliver') {
+      const size = replyBytes(verdict.message);
+      if (bytes + size > limits.bytes) break; // a reply must fit 6 MB: the rest waits for the next pull
+      bytes += size;
+      taken.deliver.push(verdict.message);
+    } else if (verdict.action === 'skip') {
+      taken.skipped.push(message);
+    } else {
+      if (taken.dead.length >= limits.maxDead) break;
+      taken.dead.push({ message, reason: verdict.reason });
+    }
+    count++;
+  }
+  return { ...taken, count, bytes };
+}
+
+/** Tag-filtered messages will not be returned: they cost nothing of a read's byte budget (an estimate when there is a transform). */
+const estimatedReplyBytes = (group: Group) => (m: LogMessage) => (matchesFilter(group.filter, m.tags) ? replyBytes(m) : 0);
 
 async function pullLeasedPartition(
   stores: Stores,
@@ -151,10 +225,18 @@ async function pullLeasedPartition(
     for (const entry of plan.dead) {
       const message = await messageOf(entry);
       removed.add(entry.offset);
-      if (message) deadLetters.push({ message, deliveryCount: entry.deliveries, deadAt: now });
+      if (message) {
+        deadLetters.push({ message, deliveryCount: entry.deliveries, deadAt: now, reason: `maxDeliveries (${group.maxDeliveries}) reached` });
+      }
     }
-    let bytes = 0;
-    const redelivered: Array<{ entry: InFlight; message: LogMessage }> = [];
+    // Offsets whose receipts went out before: a late ack of them is `stale` once they are dead.
+    const deadLettered = deadLetters.map((l) => l.message.offset);
+
+    // Redeliveries go through the group's rules again (a redriven message meets the current settings).
+    let rawBytes = 0;
+    let readAll = true;
+    const due: LogMessage[] = [];
+    const entryAt = new Map<number, InFlight>();
     for (const entry of plan.redeliver) {
       const message = await messageOf(entry);
       // A message whose segment retention removed can never be delivered again: drop it.
@@ -162,27 +244,73 @@ async function pullLeasedPartition(
         removed.add(entry.offset);
         continue;
       }
-      const size = replyBytes(message);
-      if (bytes + size > budget.bytes) break; // the rest waits for the next pull: a reply must fit 6 MB
-      bytes += size;
-      redelivered.push({ entry, message });
+      rawBytes += replyBytes(message);
+      if (rawBytes > budget.bytes) {
+        readAll = false; // read no further than a reply can carry
+        break;
+      }
+      due.push(message);
+      entryAt.set(entry.offset, entry);
     }
-    const roomLeft = bytes < budget.bytes && redelivered.length === plan.redeliver.length;
-    const batch = roomLeft
-      ? await readFrom(stores.log, topicKey, partition, progress.dispatched, progress.segmentHint, plan.newLimit, {
-          maxBytes: budget.bytes - bytes,
-          sizeOf: (m) => (matchesFilter(group.filter, m.tags) ? replyBytes(m) : 0),
-        })
-      : { messages: [], next: progress.dispatched, nextSegmentHint: progress.segmentHint };
-    const matching = batch.messages.filter((m) => matchesFilter(group.filter, m.tags));
+    const again = await screenWithin(group, due, {
+      bytes: budget.bytes,
+      maxDead: LIMITS.maxDeadLettersPerPull - deadLetters.length,
+      evaluateUntil: budget.evaluateUntil,
+    });
+    const delivered = new Map<number, LogMessage>(again.deliver.map((m) => [m.offset, m]));
+    const redelivered = again.deliver.map((m) => entryAt.get(m.offset)!);
+    for (const m of again.skipped) removed.add(m.offset); // filtered out now: acknowledged
+    for (const { message, reason } of again.dead) {
+      const deliveries = entryAt.get(message.offset)!.deliveries;
+      removed.add(message.offset);
+      deadLettered.push(message.offset);
+      deadLetters.push({ message, deliveryCount: deliveries, deadAt: now, reason });
+    }
+
+    let nextDispatched = progress.dispatched;
+    let nextSegmentHint = progress.segmentHint;
+    const fresh: number[] = [];
+    let passedOver = 0;
+    const allDecided = readAll && again.count === due.length && again.bytes < budget.bytes;
+    if (allDecided && plan.newLimit > 0) {
+      const batch = await readFrom(stores.log, topicKey, partition, progress.dispatched, progress.segmentHint, plan.newLimit, {
+        maxBytes: budget.bytes - again.bytes,
+        sizeOf: estimatedReplyBytes(group),
+      });
+      // An offset that already has an entry (redriven after a reset moved `dispatched` back) is handled
+      // through that entry only: one offset is never out twice.
+      const present = new Set(progress.entries.map((e) => e.offset));
+      const candidates = batch.messages.filter((m) => !present.has(m.offset));
+      const taken = await screenWithin(group, candidates, {
+        bytes: budget.bytes - again.bytes,
+        maxDead: LIMITS.maxDeadLettersPerPull - deadLetters.length,
+        evaluateUntil: budget.evaluateUntil,
+      });
+      for (const m of taken.deliver) {
+        delivered.set(m.offset, m);
+        fresh.push(m.offset);
+      }
+      // Never delivered, so no receipt of them exists: they are not remembered as dead offsets.
+      for (const { message, reason } of taken.dead) deadLetters.push({ message, deliveryCount: 0, deadAt: now, reason });
+      passedOver += taken.skipped.length + taken.dead.length;
+      // Skipped messages need nothing: moving `dispatched` past them acknowledges them.
+      if (taken.count === candidates.length) {
+        nextDispatched = batch.next;
+        nextSegmentHint = batch.nextSegmentHint;
+      } else {
+        // Stop at the first message not taken; where its segment starts is looked up by the next pull.
+        nextDispatched = candidates[taken.count]!.offset;
+        nextSegmentHint = nextDispatched === progress.dispatched ? progress.segmentHint : -1;
+      }
+    }
     const { leased, next } = applyPull(progress, {
-      redelivered: redelivered.map((r) => r.entry),
+      redelivered,
       removed,
-      deadLettered: deadLetters.map((l) => l.message.offset),
+      deadLettered,
       now,
-      newMatching: matching.map((m) => m.offset),
-      nextDispatched: batch.next,
-      nextSegmentHint: batch.nextSegmentHint,
+      newMatching: fresh,
+      nextDispatched,
+      nextSegmentHint,
       leaseUntil: now + visibilitySeconds * 1000,
     });
     if (next.dispatched === progress.dispatched && leased.length === 0 && removed.size === 0) return [];
@@ -192,12 +320,9 @@ async function pullLeasedPartition(
       if (error instanceof VersionConflict) continue;
       throw error;
     }
-    const messages = new Map<number, LogMessage>([
-      ...redelivered.map((r) => [r.message.offset, r.message] as const),
-      ...matching.map((m) => [m.offset, m] as const),
-    ]);
+    budget.sweep.passedOver += passedOver;
     return leased.map((lease) => ({
-      ...messages.get(lease.offset)!,
+      ...delivered.get(lease.offset)!,
       deliveryCount: lease.deliveries,
       receipt: formatReceipt({ partition, offset: lease.offset, delivery: lease.deliveries, token: lease.token }),
     }));
@@ -227,25 +352,47 @@ async function pullBroadcastPartition(
     };
     const batch = await readFrom(stores.log, topicKey, partition, cursor.dispatched, cursor.segmentHint, budget.count, {
       maxBytes: budget.bytes,
-      sizeOf: (m) => (matchesFilter(group.filter, m.tags) ? replyBytes(m) : 0),
+      sizeOf: estimatedReplyBytes(group),
     });
-    if (batch.next === cursor.dispatched) return [];
+    // Broadcast has no dead letters (nothing is leased or redelivered, and each consumer would have its
+    // own copy): a message whose expression fails is skipped for this consumer, with a log line.
+    const taken = await screenWithin(group, batch.messages, { bytes: budget.bytes, maxDead: Infinity, evaluateUntil: budget.evaluateUntil });
+    const all = taken.count === batch.messages.length;
+    const next = all ? batch.next : batch.messages[taken.count]!.offset;
+    if (next === cursor.dispatched) return [];
     try {
       await stores.groupState.putCursor(groupKey, {
         ...cursor,
-        dispatched: batch.next,
-        segmentHint: batch.nextSegmentHint,
+        dispatched: next,
+        segmentHint: all ? batch.nextSegmentHint : -1,
         version: cursor.version + 1,
       });
     } catch (error) {
       if (error instanceof VersionConflict) continue;
       throw error;
     }
-    return batch.messages
-      .filter((m) => matchesFilter(group.filter, m.tags))
-      .map((m) => ({ ...m, deliveryCount: 1, receipt: formatReceipt({ partition, offset: m.offset, delivery: 1, token: 'b' }) }));
+    if (taken.dead.length > 0) logSkippedBroadcast(topic, group, consumerId, taken.dead);
+    budget.sweep.passedOver += taken.skipped.length + taken.dead.length;
+    return taken.deliver.map((m) => ({ ...m, deliveryCount: 1, receipt: formatReceipt({ partition, offset: m.offset, delivery: 1, token: 'b' }) }));
   }
   return 'contended';
+}
+
+function logSkippedBroadcast(topic: Topic, group: Group, consumerId: string, dead: Screened['dead']) {
+  for (const { message, reason } of dead) {
+    console.warn(
+      JSON.stringify({
+        level: 'WARN',
+        message: 'broadcast pull skipped a message whose filter expression or transform failed',
+        topic: topic.name,
+        group: group.name,
+        consumerId,
+        partition: message.partition,
+        offset: message.offset,
+        reason,
+      }),
+    );
+  }
 }
 
 export interface SettleSummary {

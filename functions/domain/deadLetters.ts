@@ -14,7 +14,7 @@ export async function listDeadLetters(stores: Stores, topicName: string, groupNa
   const { topic, group } = await requireGroup(stores, topicName, groupName);
   const page = await stores.groupState.listDeadLetters(groupKeyOf(topic, group.name), limit, after, LIMITS.maxReplyMessageBytes);
   return {
-    letters: page.letters.map((l) => ({ ...l.message, deadAt: iso(l.deadAt), deliveryCount: l.deliveryCount })),
+    letters: page.letters.map((l) => ({ ...l.message, deadAt: iso(l.deadAt), deliveryCount: l.deliveryCount, reason: l.reason ?? null })),
     ...(page.next ? { next: page.next } : {}),
   };
 }

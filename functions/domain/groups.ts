@@ -1,4 +1,5 @@
 import { SluiceError, groupNotFound, validation } from './errors.js';
+import { checkExpression, ExpressionSyntaxError } from './expression.js';
 import type { GroupFilter } from './filter.js';
 import { ackFloor, applyReset, freshProgress, leasedCount } from './progress.js';
 import { groupKeyOf, topicKeyOf, VersionConflict, type Group, type GroupMode, type Stores, type Topic } from './ports.js';
@@ -12,6 +13,19 @@ export interface GroupSettings {
   readonly maxDeliveries: number;
   readonly visibilitySeconds: number;
   readonly filter?: GroupFilter;
+  /** JSONata whose result replaces the body delivered. */
+  readonly transform?: string;
+}
+
+/** Compiles the group's expressions (400 with jsonata's message and position, or the size) before anything is stored. */
+function checkExpressions(settings: GroupSettings) {
+  try {
+    if (settings.filter?.expression !== undefined) checkExpression('filter.expression', settings.filter.expression);
+    if (settings.transform !== undefined) checkExpression('transform', settings.transform);
+  } catch (error) {
+    if (error instanceof ExpressionSyntaxError) throw validation(error.message);
+    throw error;
+  }
 }
 
 export async function requireGroup(stores: Stores, topicName: string, groupName: string): Promise<{ topic: Topic; group: Group }> {
@@ -79,6 +93,7 @@ export async function putGroup(
   settings: GroupSettings,
   now = Date.now(),
 ): Promise<{ created: boolean; group: Group }> {
+  checkExpressions(settings);
   const topic = await requireTopic(stores, topicName);
   const existing = await stores.catalog.getGroup(topicName, groupName);
   if (existing && existing.topicEpoch === topic.epoch) return updateGroup(stores, existing, settings);
@@ -98,6 +113,7 @@ export async function putGroup(
     maxDeliveries: settings.maxDeliveries,
     visibilitySeconds: settings.visibilitySeconds,
     ...(settings.filter ? { filter: settings.filter } : {}),
+    ...(settings.transform !== undefined ? { transform: settings.transform } : {}),
     startFrom: typeof settings.startFrom === 'number' ? new Date(settings.startFrom).toISOString() : settings.startFrom,
     startOffsets,
     createdAt: now,
@@ -116,8 +132,12 @@ async function updateGroup(stores: Stores, existing: Group, settings: GroupSetti
     maxDeliveries: settings.maxDeliveries,
     visibilitySeconds: settings.visibilitySeconds,
   };
-  const { filter: _old, ...withoutFilter } = updated;
-  const next: Group = settings.filter ? { ...withoutFilter, filter: settings.filter } : withoutFilter;
+  const { filter: _old, transform: _oldTransform, ...withoutRules } = updated;
+  const next: Group = {
+    ...withoutRules,
+    ...(settings.filter ? { filter: settings.filter } : {}),
+    ...(settings.transform !== undefined ? { transform: settings.transform } : {}),
+  };
   if (JSON.stringify(next) !== JSON.stringify(existing)) await stores.catalog.updateGroup(next);
   return { created: false, group: next };
 }

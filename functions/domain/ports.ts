@@ -27,6 +27,8 @@ export interface Group {
   readonly maxDeliveries: number;
   readonly visibilitySeconds: number;
   readonly filter?: GroupFilter;
+  /** JSONata whose result replaces the body delivered (functions/domain/filter.ts, screenMessages). */
+  readonly transform?: string;
   readonly startFrom: string;
   /** Offset each partition starts at, resolved from `startFrom` when the group was created. */
   readonly startOffsets: readonly number[];
@@ -189,6 +191,8 @@ export interface DeadLetter {
   readonly message: LogMessage;
   readonly deliveryCount: number;
   readonly deadAt: number;
+  /** Why it died: maxDeliveries, or a filter expression / transform that failed (with jsonata's message). */
+  readonly reason?: string;
 }
 
 /** Thrown by conditional writes of group state when someone else changed it first. */

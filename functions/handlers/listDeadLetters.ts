@@ -11,7 +11,7 @@ export const handler = apiRoute({
     return {
       status: 200,
       body: {
-        messages: page.letters.map((l) => ({ ...messageView(l), deadAt: l.deadAt, deliveryCount: l.deliveryCount })),
+        messages: page.letters.map((l) => ({ ...messageView(l), deadAt: l.deadAt, deliveryCount: l.deliveryCount, reason: l.reason })),
         ...(page.next ? { next: page.next } : {}),
       },
     };

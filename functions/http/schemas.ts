@@ -119,10 +119,15 @@ export const PutGroupBody = z
         tags: z
           .object({ any: TagList.optional(), all: TagList.optional() })
           .strict()
-          .refine((t) => t.any !== undefined || t.all !== undefined, 'give tags.any or tags.all'),
+          .refine((t) => t.any !== undefined || t.all !== undefined, 'give tags.any or tags.all')
+          .optional(),
+        // JSONata; compiled (and its 4 KB limit checked) by the domain's putGroup.
+        expression: z.string().optional(),
       })
       .strict()
+      .refine((f) => f.tags !== undefined || f.expression !== undefined, 'give filter.tags or filter.expression')
       .optional(),
+    transform: z.string().optional(),
   })
   .strict();
 

@@ -20,6 +20,7 @@ export const groupView = (g: Group) => ({
   maxDeliveries: g.maxDeliveries,
   visibilitySeconds: g.visibilitySeconds,
   filter: g.filter ?? null,
+  transform: g.transform ?? null,
   createdAt: iso(g.createdAt),
 });
 

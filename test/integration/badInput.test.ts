@@ -602,6 +602,26 @@ describe('bad input', () => {
     },
     { name: 'existing group with another mode (409)', method: 'PUT', path: groupPath, body: { mode: 'ordered' }, status: 409, code: 'Conflict' },
     { name: 'existing group updated with maxDeliveries 0', method: 'PUT', path: groupPath, body: { maxDeliveries: 0 }, status: 400, code: 'ValidationError' },
+    ...(
+      [
+        ['filter expression with a syntax error', 'expr-syntax', { filter: { expression: 'body.total > (' } }],
+        ['filter expression with an unknown operator', 'expr-op', { filter: { expression: 'body.a === 1' } }],
+        ['empty filter expression', 'expr-empty', { filter: { expression: '' } }],
+        ['filter expression that is not a string', 'expr-number', { filter: { expression: 42 } }],
+        ['filter expression of 4097 bytes', 'expr-long', { filter: { expression: `"${'x'.repeat(4095)}"` } }],
+        ['filter expression of 2,100 two-byte characters (4,202 bytes)', 'expr-wide', { filter: { expression: `"${'é'.repeat(2100)}"` } }],
+        ['filter with tags and a bad expression', 'expr-tags', { filter: { tags: { any: ['a'] }, expression: '(' } }],
+        ['filter with neither tags nor expression', 'expr-none', { filter: {} }],
+        ['transform with a syntax error', 'tr-syntax', { transform: '{"a": body' }],
+        ['transform that is not a string', 'tr-object', { transform: { a: 'body' } }],
+        ['transform of 4097 bytes', 'tr-long', { transform: `"${'x'.repeat(4095)}"` }],
+        ['good filter expression with a bad transform', 'tr-mixed', { filter: { expression: 'true' }, transform: ')' }],
+      ] as const
+    ).map(
+      ([name, suffix, body]): BadCase => ({ name, method: 'PUT', path: freshGroup(suffix), body, status: 400, code: 'ValidationError', absent: absentGroup(suffix) }),
+    ),
+    { name: 'existing group updated with a bad filter expression', method: 'PUT', path: groupPath, body: { filter: { expression: '[1,' } }, status: 400, code: 'ValidationError' },
+    { name: 'existing group updated with a bad transform', method: 'PUT', path: groupPath, body: { transform: '$x(' }, status: 400, code: 'ValidationError' },
     { name: 'GET an unknown group', method: 'GET', path: freshGroup('never'), status: 404, code: 'GroupNotFound' },
   ];
 

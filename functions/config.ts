@@ -7,6 +7,9 @@ const ConfigSchema = z.object({
   GROUP_STATE_TABLE: z.string().min(1),
   DEDUP_TABLE: z.string().min(1),
   DELAY_TABLE: z.string().min(1),
+  SECRETS_TABLE: z.string().min(1),
+  /** The local runtime pushes to private and loopback addresses (API.md); the deployed stack never does. */
+  SLUICE_PUSH_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false'),
   DELAY_QUEUE_URL: z.string().url(),
   /** Delays up to this many seconds go straight to the delay queue; SQS DelaySeconds stops at 900. */
   SLUICE_DELAY_QUEUE_MAX_SECONDS: z.coerce.number().int().min(1).max(900).default(900),
@@ -19,7 +22,9 @@ export interface Config {
     readonly groupState: string;
     readonly dedup: string;
     readonly delays: string;
+    readonly secrets: string;
   };
+  readonly pushAllowPrivate: boolean;
   readonly delayQueueUrl: string;
   readonly delayQueueMaxSeconds: number;
 }
@@ -40,7 +45,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       groupState: parsed.data.GROUP_STATE_TABLE,
       dedup: parsed.data.DEDUP_TABLE,
       delays: parsed.data.DELAY_TABLE,
+      secrets: parsed.data.SECRETS_TABLE,
     },
+    pushAllowPrivate: parsed.data.SLUICE_PUSH_ALLOW_PRIVATE === 'true',
     delayQueueUrl: parsed.data.DELAY_QUEUE_URL,
     delayQueueMaxSeconds: parsed.data.SLUICE_DELAY_QUEUE_MAX_SECONDS,
   };

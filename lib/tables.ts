@@ -72,6 +72,12 @@ export const TABLES = [
     purpose: 'Pending delayed messages, pk "<topic>@<epoch>#<id>", and the delay sweep cursor (pk "sweep#cursor").',
   },
   {
+    id: 'Secrets',
+    envVar: 'SECRETS_TABLE',
+    partitionKey: { name: 'pk', type: 'S' },
+    purpose: 'Push signing secrets by group, pk "<topic>@<epoch>/<group>": only putGroup and the push worker may read or write it.',
+  },
+  {
     id: 'ApiKeys',
     envVar: 'API_KEYS_TABLE',
     partitionKey: { name: 'pk', type: 'S' },

@@ -6,6 +6,7 @@ import { DynamoDedupStore } from './dedupStore.js';
 import { DynamoGroupStateStore } from './groupStateStore.js';
 import { DynamoLogStore } from './logStore.js';
 import { DynamoDelayStore } from './delayStore.js';
+import { DynamoSecretStore } from './secretStore.js';
 import { SqsDelayQueue, sqs } from './delayQueue.js';
 
 /** The domain's stores on DynamoDB, built once per process from the validated config. */
@@ -21,6 +22,7 @@ export function dynamoStores(config: Config): Stores {
     groupState: new DynamoGroupStateStore(client, config.tables.groupState),
     delays: new DynamoDelayStore(client, config.tables.delays),
     delayQueue: new SqsDelayQueue(sqs(), config.delayQueueUrl, config.delayQueueMaxSeconds),
+    secrets: new DynamoSecretStore(client, config.tables.secrets),
   };
   return cached;
 }

@@ -1,4 +1,4 @@
-import { validation } from './errors.js';
+import { SluiceError, validation } from './errors.js';
 import { EXPRESSION_LIMITS } from './expression.js';
 import { matchesFilter, screenMessages, type GroupRules } from './filter.js';
 import { formatReceipt, parseReceipt, type Receipt } from './ids.js';
@@ -37,6 +37,9 @@ export async function pull(
   deadline = Date.now() + (request.waitSeconds + 8) * 1000,
 ): Promise<Delivery[]> {
   let { topic, group } = await requireGroupCached(stores, topicName, groupName);
+  if (group.delivery && group.delivery.type !== 'pull') {
+    throw new SluiceError('Conflict', `Group '${group.name}' is delivered by ${group.delivery.type} push; it cannot be pulled.`);
+  }
   if (group.mode === 'broadcast' && !request.consumerId) {
     throw validation('consumerId is required to pull from a broadcast group.');
   }
@@ -395,6 +398,29 @@ function logSkippedBroadcast(topic: Topic, group: Group, consumerId: string, dea
   }
 }
 
+/**
+ * Leases up to `count` messages of one partition for Sluice's own push worker, exactly as a pull
+ * would (same progress model, filter, transform and dead-lettering), with leases of `visibilitySeconds`.
+ */
+export async function leaseForPush(
+  stores: Stores,
+  topic: Topic,
+  group: Group,
+  partition: number,
+  count: number,
+  visibilitySeconds: number,
+  deadline: number,
+): Promise<Delivery[]> {
+  const budget = {
+    count,
+    bytes: LIMITS.maxReplyMessageBytes,
+    evaluateUntil: Math.min(Date.now() + EXPRESSION_LIMITS.batchBudgetMs, deadline),
+    sweep: { passedOver: 0 },
+  };
+  const got = await pullLeasedPartition(stores, topic, group, partition, budget, visibilitySeconds, RETRY_ATTEMPTS);
+  return got === 'contended' ? [] : got;
+}
+
 export interface SettleSummary {
   readonly settled: number;
   readonly stale: string[];
@@ -464,5 +490,11 @@ async function settle(
 export const ack = (stores: Stores, topic: string, group: string, receipts: readonly string[]) =>
   settle(stores, topic, group, receipts, (p, r, now) => applyAcks(p, r, now));
 
-export const nack = (stores: Stores, topic: string, group: string, receipts: readonly string[], retryAfterSeconds?: number) =>
-  settle(stores, topic, group, receipts, (p, r, now) => applyNacks(p, r, now, retryAfterSeconds));
+export const nack = (
+  stores: Stores,
+  topic: string,
+  group: string,
+  receipts: readonly string[],
+  retryAfterSeconds?: number,
+  deliveriesAtLeast?: number,
+) => settle(stores, topic, group, receipts, (p, r, now) => applyNacks(p, r, now, retryAfterSeconds, deliveriesAtLeast));

@@ -2,7 +2,8 @@ import { SluiceError, groupNotFound, validation } from './errors.js';
 import { checkExpression, ExpressionSyntaxError } from './expression.js';
 import type { GroupFilter } from './filter.js';
 import { ackFloor, applyReset, freshProgress, leasedCount } from './progress.js';
-import { groupKeyOf, topicKeyOf, VersionConflict, type Group, type GroupMode, type Stores, type Topic } from './ports.js';
+import { newSigningSecret } from './push/signature.js';
+import { groupKeyOf, topicKeyOf, VersionConflict, type DeliverySetting, type Group, type GroupMode, type Stores, type Topic } from './ports.js';
 import { parseTime } from './time.js';
 import { endOffsetOf, partitionInfo, requireTopic, TOPIC_CACHE_MS } from './topics.js';
 import { warmCache } from './warmCache.js';
@@ -15,6 +16,17 @@ export interface GroupSettings {
   readonly filter?: GroupFilter;
   /** JSONata whose result replaces the body delivered. */
   readonly transform?: string;
+  /** Pull (absent) or push to an HTTPS endpoint or a Lambda function. */
+  readonly delivery?: DeliverySetting;
+  /** Replace an HTTP push group's signing secret (the new one is in the reply, once). */
+  readonly rotateSecret?: boolean;
+}
+
+export interface PutGroupOutcome {
+  readonly created: boolean;
+  readonly group: Group;
+  /** An HTTP push group's signing secret, in the reply that creates it or rotates it, and never again. */
+  readonly signingSecret?: string;
 }
 
 /** Compiles the group's expressions (400 with jsonata's message and position, or the size) before anything is stored. */
@@ -92,8 +104,36 @@ export async function putGroup(
   groupName: string,
   settings: GroupSettings,
   now = Date.now(),
-): Promise<{ created: boolean; group: Group }> {
+): Promise<PutGroupOutcome> {
   checkExpressions(settings);
+  if (settings.delivery && settings.delivery.type !== 'pull' && settings.mode === 'broadcast') {
+    throw validation('broadcast groups are pulled: every consumer instance names itself; push delivery needs a shared or ordered group.');
+  }
+  const outcome = await storeGroup(stores, topicName, groupName, settings, now);
+  return withSigningSecret(stores, outcome, settings);
+}
+
+/**
+ * An HTTP push group gets a signing secret when it is created, when asked to rotate it, and when it has
+ * none (a group switched to push, or a create whose secret write failed and is retried).
+ */
+async function withSigningSecret(stores: Stores, outcome: { created: boolean; group: Group }, settings: GroupSettings): Promise<PutGroupOutcome> {
+  if (outcome.group.delivery?.type !== 'http') return outcome;
+  const topic = await requireTopic(stores, outcome.group.topic);
+  const groupKey = groupKeyOf(topic, outcome.group.name);
+  if (!outcome.created && !settings.rotateSecret && (await stores.secrets.get(groupKey))) return outcome;
+  const signingSecret = newSigningSecret();
+  await stores.secrets.put(groupKey, signingSecret);
+  return { ...outcome, signingSecret };
+}
+
+async function storeGroup(
+  stores: Stores,
+  topicName: string,
+  groupName: string,
+  settings: GroupSettings,
+  now: number,
+): Promise<{ created: boolean; group: Group }> {
   const topic = await requireTopic(stores, topicName);
   const existing = await stores.catalog.getGroup(topicName, groupName);
   if (existing && existing.topicEpoch === topic.epoch) return updateGroup(stores, existing, settings);
@@ -114,6 +154,7 @@ export async function putGroup(
     visibilitySeconds: settings.visibilitySeconds,
     ...(settings.filter ? { filter: settings.filter } : {}),
     ...(settings.transform !== undefined ? { transform: settings.transform } : {}),
+    ...(settings.delivery && settings.delivery.type !== 'pull' ? { delivery: settings.delivery } : {}),
     startFrom: typeof settings.startFrom === 'number' ? new Date(settings.startFrom).toISOString() : settings.startFrom,
     startOffsets,
     createdAt: now,
@@ -132,11 +173,12 @@ async function updateGroup(stores: Stores, existing: Group, settings: GroupSetti
     maxDeliveries: settings.maxDeliveries,
     visibilitySeconds: settings.visibilitySeconds,
   };
-  const { filter: _old, transform: _oldTransform, ...withoutRules } = updated;
+  const { filter: _old, transform: _oldTransform, delivery: _oldDelivery, ...withoutRules } = updated;
   const next: Group = {
     ...withoutRules,
     ...(settings.filter ? { filter: settings.filter } : {}),
     ...(settings.transform !== undefined ? { transform: settings.transform } : {}),
+    ...(settings.delivery && settings.delivery.type !== 'pull' ? { delivery: settings.delivery } : {}),
   };
   if (JSON.stringify(next) !== JSON.stringify(existing)) await stores.catalog.updateGroup(next);
   return { created: false, group: next };

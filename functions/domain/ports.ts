@@ -19,6 +19,25 @@ export interface Topic {
 
 export type GroupMode = 'shared' | 'ordered' | 'broadcast';
 
+/** How a group's messages reach its consumers (API.md "Delivery"): pulled, or pushed by Sluice. */
+export type DeliverySetting =
+  | { readonly type: 'pull' }
+  | {
+      readonly type: 'http';
+      readonly url: string;
+      readonly batchSize: number;
+      readonly maxConcurrency: number;
+      readonly timeoutSeconds: number;
+      readonly headers?: Readonly<Record<string, string>>;
+    }
+  | { readonly type: 'lambda'; readonly functionArn: string; readonly batchSize: number; readonly maxConcurrency: number; readonly timeoutSeconds: number };
+
+/** Push signing secrets, kept apart from group settings so only the functions that need them can read them. */
+export interface SecretStore {
+  get(groupKey: string): Promise<string | undefined>;
+  put(groupKey: string, secret: string): Promise<void>;
+}
+
 export interface Group {
   readonly topic: string;
   readonly name: string;
@@ -29,6 +48,8 @@ export interface Group {
   readonly filter?: GroupFilter;
   /** JSONata whose result replaces the body delivered (functions/domain/filter.ts, screenMessages). */
   readonly transform?: string;
+  /** Absent: pull. */
+  readonly delivery?: DeliverySetting;
   readonly startFrom: string;
   /** Offset each partition starts at, resolved from `startFrom` when the group was created. */
   readonly startOffsets: readonly number[];
@@ -256,6 +277,7 @@ export interface Stores {
   readonly groupState: GroupStateStore;
   readonly delays: DelayStore;
   readonly delayQueue: DelayQueue;
+  readonly secrets: SecretStore;
 }
 
 export const topicKeyOf = (topic: Topic) => `${topic.name}@${topic.epoch}`;

@@ -219,6 +219,8 @@ export function applyNacks(
   receipts: readonly Receipt[],
   now: number,
   retryAfterSeconds: number | undefined,
+  /** Raise the delivery count to this (maxDeliveries): the next pull dead-letters the message (push: unprocessable). */
+  deliveriesAtLeast = 0,
 ): { next: PartitionProgress; results: SettleResult[] } {
   const byOffset = new Map(progress.entries.map((e) => [e.offset, e]));
   const changed = new Map<number, InFlight>();
@@ -228,7 +230,7 @@ export function applyNacks(
       return 'stale';
     }
     const delay = retryAfterSeconds ?? backoffSeconds(entry.deliveries);
-    changed.set(r.offset, { ...entry, token: '', until: now + delay * 1000 });
+    changed.set(r.offset, { ...entry, token: '', until: now + delay * 1000, deliveries: Math.max(entry.deliveries, deliveriesAtLeast) });
     return 'settled';
   });
   if (changed.size === 0) return { next: progress, results };

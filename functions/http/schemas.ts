@@ -108,6 +108,42 @@ export const ProduceBody = z
 const Time = z.union([z.string().min(1).max(64), z.number().int().min(0)]);
 
 const TagList = z.array(Tag).min(1).max(LIMITS.maxTags);
+const PushHeaders = z
+  .record(z.string().regex(/^[A-Za-z0-9-]{1,128}$/, 'must be an HTTP header name'), z.string().max(LIMITS.maxHeaderValueLength))
+  .refine((h) => Object.keys(h).length <= LIMITS.maxHeaders, `at most ${LIMITS.maxHeaders} headers`)
+  .refine(
+    (h) => !Object.keys(h).some((k) => /^(webhook-|content-|host$|user-agent$)/i.test(k)),
+    'must not set webhook-*, content-*, host or user-agent (Sluice sets them)',
+  );
+
+/** API.md "Delivery". A push URL is checked again at delivery time (DNS may change); here only its shape. */
+const Delivery = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('pull') }).strict(),
+  z
+    .object({
+      type: z.literal('http'),
+      url: z
+        .string()
+        .max(2048)
+        .url()
+        .refine((u) => /^https?:\/\//i.test(u), 'must be an https:// URL (http:// only on the local runtime)'),
+      batchSize: z.number().int().min(1).max(100).default(1),
+      maxConcurrency: z.number().int().min(1).max(100).default(8),
+      timeoutSeconds: z.number().int().min(1).max(30).default(10),
+      headers: PushHeaders.optional(),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('lambda'),
+      functionArn: z.string().regex(/^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]+)?$/, 'must be a Lambda function ARN'),
+      batchSize: z.number().int().min(1).max(100).default(10),
+      maxConcurrency: z.number().int().min(1).max(100).default(8),
+      timeoutSeconds: z.number().int().min(1).max(30).default(30),
+    })
+    .strict(),
+]);
+
 export const PutGroupBody = z
   .object({
     mode: z.enum(['shared', 'ordered', 'broadcast']).default('shared'),
@@ -128,6 +164,8 @@ export const PutGroupBody = z
       .refine((f) => f.tags !== undefined || f.expression !== undefined, 'give filter.tags or filter.expression')
       .optional(),
     transform: z.string().optional(),
+    delivery: Delivery.optional(),
+    rotateSecret: z.boolean().optional(),
   })
   .strict();
 

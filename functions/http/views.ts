@@ -21,6 +21,7 @@ export const groupView = (g: Group) => ({
   visibilitySeconds: g.visibilitySeconds,
   filter: g.filter ?? null,
   transform: g.transform ?? null,
+  delivery: g.delivery ?? { type: 'pull' },
   createdAt: iso(g.createdAt),
 });
 

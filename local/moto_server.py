@@ -26,6 +26,8 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import run_simple
 
+from moto_streams import patch_dynamodb_streams
+
 
 class SerializedDynamoDB:
     def __init__(self, app):
@@ -132,6 +134,8 @@ def main():
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     if os.environ.get("SLUICE_MOTO_SQS", "patched") != "stock":
         patch_sqs()
+    if os.environ.get("SLUICE_MOTO_STREAMS", "patched") != "stock":
+        patch_dynamodb_streams()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, SerializedDynamoDB(app), threaded=True, request_handler=MotoRequestHandler)
 

@@ -103,7 +103,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const fromFile = 'file' in registered && registered.file ? ` from ${registered.file}` : '';
     log(
       `[sluice] Lambda endpoint on ${lambda.url} (AWS_ENDPOINT_URL_LAMBDA): ` +
-        (functions.length > 0 ? `${functions.length} local functions${fromFile}` : `no local functions (register them in ${FUNCTIONS_FILE} or SLUICE_LOCAL_FUNCTIONS)`),
+        (functions.length > 0 ? `${functions.length} local function${functions.length === 1 ? '' : 's'}${fromFile}` : `no local functions (register them in ${FUNCTIONS_FILE} or SLUICE_LOCAL_FUNCTIONS)`),
     );
     for (const f of functions) log(`[sluice]   ${f.key} → ${f.source} (timeout ${f.timeoutSeconds} s)`);
 

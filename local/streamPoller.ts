@@ -228,8 +228,13 @@ export function judgeStreamBatchResponse(sequenceNumbers: readonly string[], res
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     if (signal.aborted) return resolve();
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    const wake = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', wake);
+      resolve();
+    };
+    const timer = setTimeout(wake, ms);
+    signal.addEventListener('abort', wake, { once: true });
   });
 
 function checkRange(name: string, value: number, min: number, max: number, extra?: number) {
@@ -248,6 +253,8 @@ interface ShardState {
   state: 'waiting' | 'reading' | 'finished';
   checkpoint?: string;
   run?: Promise<void>;
+  /** Settles once the reader holds its first shard iterator: from then on LATEST means "after this". */
+  positioned?: Promise<void>;
 }
 
 const eventBytes = (record: DynamoDBRecord) => Buffer.byteLength(JSON.stringify(record)) + 1;
@@ -487,7 +494,7 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
     return buffer.splice(0, n).map((b) => b.record);
   };
 
-  const readShard = async (shard: ShardState) => {
+  const readShard = async (shard: ShardState, positioned: () => void) => {
     let position: StartingPosition = shard.initial ? startingPosition : 'TRIM_HORIZON';
     let iterator: string | undefined;
     /** The sequence number of the last record read; a new iterator starts after it. */
@@ -499,18 +506,21 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
       let got = 0;
       if (open && buffer.length < batchSize) {
         try {
-          iterator ??= (
-            await streams.send(
-              new GetShardIteratorCommand({
-                StreamArn: arn,
-                ShardId: shard.shardId,
-                ...(readUpTo !== undefined
-                  ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', SequenceNumber: readUpTo }
-                  : { ShardIteratorType: position }),
-              }),
-              { abortSignal: stopping.signal },
-            )
-          ).ShardIterator;
+          if (iterator === undefined) {
+            iterator = (
+              await streams.send(
+                new GetShardIteratorCommand({
+                  StreamArn: arn,
+                  ShardId: shard.shardId,
+                  ...(readUpTo !== undefined
+                    ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', SequenceNumber: readUpTo }
+                    : { ShardIteratorType: position }),
+                }),
+                { abortSignal: stopping.signal },
+              )
+            ).ShardIterator;
+            positioned();
+          }
           if (iterator === undefined) {
             open = false; // the shard is closed and there is nothing after the position
           } else {
@@ -533,6 +543,7 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
             if (iterator === undefined) open = false;
           }
         } catch (error) {
+          positioned(); // startStreamPoller does not wait for a reader that cannot get going; it goes on trying
           if (stopping.signal.aborted) break;
           iterator = undefined;
           if (error instanceof ExpiredIteratorException) continue; // a new one, after what was read
@@ -568,14 +579,20 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
       if (parent && parent.state !== 'finished') continue; // Lambda finishes a parent shard before its children
       if (shard.initial && startingPosition === 'LATEST' && shard.closedWhenListed) {
         shard.state = 'finished'; // nothing will come after LATEST on a closed shard
-        continue;
+        return startReady(); // its children may start now
       }
       shard.state = 'reading';
-      shard.run = readShard(shard).then(
+      let positioned!: () => void;
+      shard.positioned = new Promise<void>((resolve) => (positioned = resolve));
+      shard.run = readShard(shard, positioned).then(
         () => {
+          positioned();
           if (shard.state === 'finished') void discover(false);
         },
-        (error: unknown) => log(`[sluice] ${name}: the reader of ${tableName}'s stream shard ${shard.shardId} stopped: ${inspect(error)}`),
+        (error: unknown) => {
+          positioned();
+          log(`[sluice] ${name}: the reader of ${tableName}'s stream shard ${shard.shardId} stopped: ${inspect(error)}`);
+        },
       );
     }
   };
@@ -621,6 +638,8 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
 
   try {
     await discover(true);
+    // Resolve only once every reader has its position, so a record written after this is delivered from LATEST.
+    await Promise.all([...shards.values()].map((s) => s.positioned));
   } catch (error) {
     destroyClients();
     throw error;

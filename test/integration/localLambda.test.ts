@@ -212,7 +212,7 @@ describe('npm start wiring', () => {
     });
     try {
       expect(process.env.AWS_ENDPOINT_URL_LAMBDA).toBe(runtime.lambda.url);
-      expect(lines).toContain(`[sluice] Lambda endpoint on ${runtime.lambda.url} (AWS_ENDPOINT_URL_LAMBDA): 1 local functions`);
+      expect(lines).toContain(`[sluice] Lambda endpoint on ${runtime.lambda.url} (AWS_ENDPOINT_URL_LAMBDA): 1 local function`);
       expect(lines).toContain(`[sluice]   ${ARN} → ${FIXTURE}#handler (timeout 3 s)`);
       expect(lines.some((l) => l.includes('DynamoDB Streams poller'))).toBe(false); // no stream consumer is declared yet
       const rt = new LambdaClient({ maxAttempts: 1 });

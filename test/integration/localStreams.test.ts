@@ -9,7 +9,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { dynamoStores } from '../../functions/adapters/stores.js';
 import { loadConfig } from '../../functions/config.js';
 import { IdsTaken } from '../../functions/domain/ports.js';
@@ -24,7 +24,6 @@ import {
 } from '../../local/streamPoller.js';
 import { startStreamConsumers, STREAM_CONSUMERS } from '../../local/streams.js';
 import { sleep, uniqueName } from '../support/api.js';
-import { inject } from 'vitest';
 
 const stores = () => dynamoStores(loadConfig());
 const logTable = () => loadConfig().tables.log;
@@ -43,7 +42,7 @@ function ownLog() {
       return base;
     },
     appendWithId: async (id: string, body: unknown, base: number) =>
-      stores().log.appendSegment(topicKey, { partition: 0, base, producedAt: Date.now(), records: [{ b: body, i: id }] }, [{ id, partition: 0, offset: base }], 0),
+      stores().log.appendSegment(topicKey, { partition: 0, base, producedAt: Date.now(), records: [{ b: body, i: id }] }, [{ id, partition: 0, offset: base }], Math.floor(Date.now() / 1000) + 3600),
     skip: (n: number) => (next += n),
     mine: (records: readonly DynamoDBRecord[]) => records.filter((r) => r.dynamodb?.Keys?.pk?.S === pk),
   };
@@ -382,17 +381,18 @@ function fakeStreams(arn: string) {
       switch (command.constructor.name) {
         case 'DescribeTableCommand':
           return { Table: { LatestStreamArn: arn, StreamSpecification: { StreamEnabled: true, StreamViewType: 'NEW_IMAGE' } } };
-        case 'DescribeStreamCommand':
-          // Children listed first: the poller must still read the parent to its end before the child.
-          return {
-            StreamDescription: {
-              Shards: Object.entries(shards).map(([id, s]) => ({
-                ShardId: id,
-                ...(s.parent ? { ParentShardId: s.parent } : {}),
-                SequenceNumberRange: { StartingSequenceNumber: s.records[0]!.dynamodb.SequenceNumber, ...(s.closed ? { EndingSequenceNumber: '1003' } : {}) },
-              })),
-            },
+        case 'DescribeStreamCommand': {
+          // One shard a page, children first: the poller must page, and still read the parent to its end before the child.
+          const ids = Object.keys(shards);
+          const id = ids[input.ExclusiveStartShardId === undefined ? 0 : ids.indexOf(input.ExclusiveStartShardId as string) + 1]!;
+          const s = shards[id]!;
+          const shard = {
+            ShardId: id,
+            ...(s.parent ? { ParentShardId: s.parent } : {}),
+            SequenceNumberRange: { StartingSequenceNumber: s.records[0]!.dynamodb.SequenceNumber, ...(s.closed ? { EndingSequenceNumber: '1003' } : {}) },
           };
+          return { StreamDescription: { Shards: [shard], ...(id !== ids[ids.length - 1] ? { LastEvaluatedShardId: id } : {}) } };
+        }
         case 'GetShardIteratorCommand': {
           const s = shards[input.ShardId as string]!;
           const at =

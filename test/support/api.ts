@@ -9,6 +9,8 @@ import type { LocalService } from '../../local/periodic.js';
 import { createQueues, queueEnvironment, type QueueUrls } from '../../local/queues.js';
 import { startScheduleDriver, type ScheduleDriver } from '../../local/schedules.js';
 import type { SqsPoller } from '../../local/sqsPoller.js';
+import type { StreamPoller } from '../../local/streamPoller.js';
+import { startStreamConsumers, type StreamConsumerOptions, type StreamConsumerSpec } from '../../local/streams.js';
 
 export interface ApiReply<T = any> { // eslint-disable-line @typescript-eslint/no-explicit-any
   readonly status: number;
@@ -90,15 +92,24 @@ export interface LocalServicesOptions {
    * hand this file's pending delayed messages to its own queue.
    */
   readonly ownQueues?: boolean;
+  /**
+   * The DynamoDB stream consumers (local/streams.ts STREAM_CONSUMERS, or `consumers`), with handlers, timeouts
+   * and the idle poll of this file's own. They read the suite's shared Log table, from LATEST.
+   */
+  readonly streams?: StreamConsumerOptions & { readonly consumers?: readonly StreamConsumerSpec[] };
 }
 
 /**
  * Runs, for one test file and in this worker, what npm start runs besides the API: the SQS pollers of the
- * queues' consumers and the schedule driver (the delay sweep), as local/runtime.ts wires them.
+ * queues' consumers, the DynamoDB stream consumers and the schedule driver (the delay sweep), as
+ * local/runtime.ts wires them.
  */
 export function useLocalServices(options: LocalServicesOptions = {}) {
   const services: LocalService[] = [];
-  const state: { queues?: QueueUrls; pollers: SqsPoller[]; driver?: ScheduleDriver } = { pollers: [] };
+  const state: { queues?: QueueUrls; pollers: SqsPoller[]; streamPollers: StreamPoller[]; driver?: ScheduleDriver } = {
+    pollers: [],
+    streamPollers: [],
+  };
   let savedEnv: Record<string, string | undefined> | undefined;
   beforeAll(async () => {
     let queues = inject('queueUrls');
@@ -114,6 +125,9 @@ export function useLocalServices(options: LocalServicesOptions = {}) {
     state.queues = queues;
     state.pollers = await startQueueConsumers(queues, { log: () => undefined, ...options.consumers });
     services.push(...state.pollers);
+    const { consumers: streamConsumers, ...streamOptions } = options.streams ?? {};
+    state.streamPollers = await startStreamConsumers(inject('tablePrefix'), streamConsumers, { log: () => undefined, ...streamOptions });
+    services.push(...state.streamPollers);
     state.driver = await startScheduleDriver({
       prefix: inject('tablePrefix'),
       intervalSeconds: { sweepDelayed: options.sweepSeconds ?? 1 },

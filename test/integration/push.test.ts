@@ -16,6 +16,7 @@ import { loadConfig } from '../../functions/config.js';
 import { putGroup, type GroupSettings } from '../../functions/domain/groups.js';
 import { pushPartition } from '../../functions/domain/push/worker.js';
 import { produce, sleep, topicWithGroup, uniqueName, useApi } from '../support/api.js';
+import { useLambdaService } from '../support/lambda.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Pushed = { id: string; partition: number; offset: number; body: any; deliveryCount: number };
@@ -23,6 +24,7 @@ type Reply = { status: number; body?: string; hangMs?: number };
 
 describe('push delivery (worker and HTTP sender)', () => {
   const api = useApi();
+  const lambdaService = useLambdaService();
   let server: Server;
   let url: string;
   let answer: (messages: Pushed[]) => Reply = () => ({ status: 200 });
@@ -233,6 +235,34 @@ describe('push delivery (worker and HTTP sender)', () => {
         ['once', 2],
         ['twice', 2],
       ],
+    ]);
+  }, 40_000);
+
+  it('a Lambda subscriber gets batches and its batchItemFailures are retried; a throwing subscriber fails the batch', async () => {
+    const { topic } = await topicWithGroup(api, { partitions: 1 });
+    const arn = `arn:aws:lambda:us-east-1:123456789012:function:${uniqueName('subscriber')}`;
+    const calls: Array<Array<{ body: string; deliveryCount: number }>> = [];
+    lambdaService.service!.register(arn, {
+      handler: async (event: any) => {
+        calls.push(event.messages.map((m: any) => ({ body: m.body, deliveryCount: m.deliveryCount })));
+        if (event.messages.some((m: any) => m.body === 'boom' && m.deliveryCount === 1)) throw new Error('subscriber crashed');
+        return { batchItemFailures: event.messages.filter((m: any) => m.body === 'again' && m.deliveryCount < 3).map((m: any) => ({ itemIdentifier: m.id })) };
+      },
+    });
+    const group = await pushGroup(topic, { delivery: { type: 'lambda', functionArn: arn, batchSize: 10, maxConcurrency: 1, timeoutSeconds: 2 } });
+    await produce(api, topic, [{ body: 'ok' }, { body: 'again' }]);
+    await drain(topic, group, 1);
+    await produce(api, topic, [{ body: 'boom' }]);
+    await drain(topic, group, 1);
+    expect(calls).toEqual([
+      [
+        { body: 'ok', deliveryCount: 1 },
+        { body: 'again', deliveryCount: 1 },
+      ],
+      [{ body: 'again', deliveryCount: 2 }],
+      [{ body: 'again', deliveryCount: 3 }],
+      [{ body: 'boom', deliveryCount: 1 }],
+      [{ body: 'boom', deliveryCount: 2 }],
     ]);
   }, 40_000);
 

@@ -11,6 +11,7 @@ const ConfigSchema = z.object({
   /** The local runtime pushes to private and loopback addresses (API.md); the deployed stack never does. */
   SLUICE_PUSH_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false'),
   DELAY_QUEUE_URL: z.string().url(),
+  PUSH_QUEUE_URL: z.string().url(),
   /** Delays up to this many seconds go straight to the delay queue; SQS DelaySeconds stops at 900. */
   SLUICE_DELAY_QUEUE_MAX_SECONDS: z.coerce.number().int().min(1).max(900).default(900),
 });
@@ -26,6 +27,7 @@ export interface Config {
   };
   readonly pushAllowPrivate: boolean;
   readonly delayQueueUrl: string;
+  readonly pushQueueUrl: string;
   readonly delayQueueMaxSeconds: number;
 }
 
@@ -49,6 +51,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     pushAllowPrivate: parsed.data.SLUICE_PUSH_ALLOW_PRIVATE === 'true',
     delayQueueUrl: parsed.data.DELAY_QUEUE_URL,
+    pushQueueUrl: parsed.data.PUSH_QUEUE_URL,
     delayQueueMaxSeconds: parsed.data.SLUICE_DELAY_QUEUE_MAX_SECONDS,
   };
   if (env === process.env) cached = config;

@@ -29,6 +29,15 @@ export const QUEUES = [
     consumer: { handler: 'landDelayed', batchSize: 10, maxBatchingWindowSeconds: 0 },
     purpose: 'Delayed messages due within SLUICE_DELAY_QUEUE_MAX_SECONDS (SQS DelaySeconds, at most 900): each SQS message names up to 100 pending messages of one topic due in the same second; its consumer lands them in the topic.',
   },
+  {
+    id: 'Push',
+    envVar: 'PUSH_QUEUE_URL',
+    visibilityTimeoutSeconds: 60,
+    maxReceiveCount: 10,
+    deadLetterRetentionDays: 14,
+    consumer: { handler: 'pushWorker', batchSize: 1, maxBatchingWindowSeconds: 0 },
+    purpose: 'Push work: one message per (push group, partition) with messages to deliver, from the log stream\'s dispatcher or the worker\'s own wake-ups (retries after backoff, slow-downs); its consumer delivers that partition.',
+  },
 ] as const satisfies readonly QueueSpec[];
 
 export type QueueId = (typeof QUEUES)[number]['id'];

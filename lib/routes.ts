@@ -90,7 +90,7 @@ export const ROUTES = [
     method: 'PUT',
     path: '/v1/topics/{topic}/groups/{group}',
     handler: 'putGroup',
-    access: { Catalog: ['GetItem', 'PutItem', 'DeleteItem'], Log: readLog },
+    access: { Catalog: ['GetItem', 'PutItem', 'DeleteItem'], Log: readLog, Secrets: ['GetItem', 'PutItem'] },
   },
   {
     method: 'GET',
@@ -210,3 +210,52 @@ export const DELAY_SWEEP_FUNCTION = {
 
 /** EventBridge Scheduler's finest rate is one minute; the local runtime may run the sweep more often (SLUICE_DELAY_SWEEP_SECONDS). */
 export const DELAY_SWEEP_SECONDS = 60;
+
+/**
+ * Push dispatcher: the consumer of the Log table's stream. New segments of a topic become push work
+ * (one Push queue message per push group and partition). Event source: lib/streams.ts.
+ */
+export const PUSH_DISPATCH_FUNCTION = {
+  handler: 'dispatchPush',
+  access: { Catalog: ['GetItem', 'Query'] },
+  queues: { Push: ['SendMessage'] },
+  timeoutSeconds: 30,
+} as const satisfies FunctionSpec;
+
+/**
+ * Push worker: the consumer of the Push queue. Leases a partition's batch as pull does, delivers it to
+ * the group's HTTPS endpoint or Lambda function, acks or nacks, and queues its own wake-up.
+ */
+export const PUSH_WORKER_FUNCTION = {
+  handler: 'pushWorker',
+  access: {
+    Catalog: ['GetItem'],
+    Log: ['Query'],
+    GroupState: ['GetItem', 'PutItem', 'DeleteItem'],
+    Secrets: ['GetItem'],
+  },
+  queues: { Push: ['SendMessage'] },
+  // The queue's visibility timeout (60 s) must be at least this (Lambda refuses the event source otherwise).
+  timeoutSeconds: 45,
+} as const satisfies FunctionSpec;
+
+/**
+ * Every function that is not an API route, so that a queue's or a stream's consumer (lib/queues.ts,
+ * lib/streams.ts) is found by its handler name. The stack creates the API key authorizer only with
+ * auth=apiKey; the others always.
+ */
+export const NON_ROUTE_FUNCTIONS = [
+  RETENTION_FUNCTION,
+  API_KEY_AUTHORIZER,
+  DELAY_LANDING_FUNCTION,
+  DELAY_SWEEP_FUNCTION,
+  PUSH_DISPATCH_FUNCTION,
+  PUSH_WORKER_FUNCTION,
+] as const satisfies readonly FunctionSpec[];
+
+/** The non-route function whose handler is `handler`; throws when none is declared. */
+export function nonRouteFunction(handler: string): FunctionSpec {
+  const spec = (NON_ROUTE_FUNCTIONS as readonly FunctionSpec[]).find((f) => f.handler === handler);
+  if (!spec) throw new Error(`no function spec with handler ${handler} in NON_ROUTE_FUNCTIONS (lib/routes.ts)`);
+  return spec;
+}

@@ -12,6 +12,8 @@ export function useLocalAws(endpoint: string, tablePrefix: string) {
   process.env.AWS_SECRET_ACCESS_KEY ??= 'local';
   process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  // API.md: the local runtime pushes to private and loopback endpoints; the deployed stack never does.
+  process.env.SLUICE_PUSH_ALLOW_PRIVATE ??= 'true';
   Object.assign(process.env, tableEnvironment(tablePrefix));
 }
 

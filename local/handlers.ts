@@ -34,6 +34,7 @@ export const API_HANDLERS: Record<HandlerName, () => Promise<{ handler: ApiHandl
 /** The consumer of each queue of lib/queues.ts, by handler name (its `consumer.handler`). */
 export const QUEUE_HANDLERS: Record<string, () => Promise<{ handler: SqsHandler }>> = {
   landDelayed: () => import('../functions/handlers/landDelayed.js'),
+  pushWorker: () => import('../functions/handlers/pushWorker.js'),
 };
 
 export type ScheduledHandler = (event: unknown, context: Context) => Promise<unknown>;
@@ -44,5 +45,7 @@ export const SCHEDULED_HANDLERS: Record<string, () => Promise<{ handler: Schedul
   sweepDelayed: () => import('../functions/handlers/sweepDelayed.js'),
 };
 
-/** The consumer of a table's DynamoDB stream (local/streams.ts STREAM_CONSUMERS), by handler name. None yet. */
-export const STREAM_HANDLERS: Record<string, () => Promise<{ handler: StreamHandler }>> = {};
+/** The consumers of a table's DynamoDB stream (lib/streams.ts), by handler name. */
+export const STREAM_HANDLERS: Record<string, () => Promise<{ handler: StreamHandler }>> = {
+  dispatchPush: () => import('../functions/handlers/dispatchPush.js') as Promise<{ handler: StreamHandler }>,
+};

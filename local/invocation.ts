@@ -3,6 +3,8 @@ import {
   API_KEY_AUTHORIZER,
   DELAY_LANDING_FUNCTION,
   DELAY_SWEEP_FUNCTION,
+  PUSH_DISPATCH_FUNCTION,
+  PUSH_WORKER_FUNCTION,
   RETENTION_FUNCTION,
   ROUTES,
   timeoutSecondsOf,
@@ -23,7 +25,7 @@ export const LAMBDA_MAX_RESPONSE_BYTES = 6_291_556;
 export const HTTP_API_INTEGRATION_TIMEOUT_MS = 30_000;
 
 /** Every function lib/routes.ts declares. */
-export const FUNCTIONS: readonly FunctionSpec[] = [...ROUTES, RETENTION_FUNCTION, API_KEY_AUTHORIZER, DELAY_LANDING_FUNCTION, DELAY_SWEEP_FUNCTION];
+export const FUNCTIONS: readonly FunctionSpec[] = [...ROUTES, RETENTION_FUNCTION, API_KEY_AUTHORIZER, DELAY_LANDING_FUNCTION, DELAY_SWEEP_FUNCTION, PUSH_DISPATCH_FUNCTION, PUSH_WORKER_FUNCTION];
 
 /** A function's timeout in ms, by handler name, as lib/routes.ts declares it. */
 export function functionTimeoutMs(handler: string): number {

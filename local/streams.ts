@@ -1,3 +1,4 @@
+import { STREAMS } from '../lib/streams.js';
 import { TABLES, type TableId, type TableSpec } from '../lib/tables.js';
 import { STREAM_HANDLERS } from './handlers.js';
 import { startStreamPoller, type StartingPosition, type StreamFailureRecord, type StreamHandler, type StreamPoller } from './streamPoller.js';
@@ -21,11 +22,8 @@ export interface StreamConsumerSpec {
   readonly reportBatchItemFailures?: boolean;
 }
 
-/**
- * The stream consumers `npm start` runs. None yet: push delivery's dispatcher (issue 9) is the first; declare
- * it here (or in lib/, beside the stack's event source mapping, and pass the list to startStreamConsumers).
- */
-export const STREAM_CONSUMERS: readonly StreamConsumerSpec[] = [];
+/** The stream consumers `npm start` runs: the same list the stack builds its event source mappings from. */
+export const STREAM_CONSUMERS: readonly StreamConsumerSpec[] = STREAMS;
 
 export interface StreamConsumerOptions {
   /** Handlers to run instead of the consumers' own modules, by handler name (tests). */

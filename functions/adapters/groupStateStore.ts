@@ -1,4 +1,4 @@
-import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { VersionConflict, type BroadcastCursor, type DeadLetter, type DeadLetterPage, type GroupStateStore, type ProgressExtra } from '../domain/ports.js';
 import type { LogMessage } from '../domain/messages.js';
 import type { DeadMark, InFlight, PartitionProgress } from '../domain/progress.js';
@@ -242,6 +242,67 @@ export class DynamoGroupStateStore implements GroupStateStore {
       start = out.LastEvaluatedKey;
       if (!start) return { letters };
       if (letters.length >= limit) return { letters, next: letters[letters.length - 1]!.key };
+    }
+  }
+
+  async claimSlot(groupKey: string, slots: number, until: number) {
+    const now = Date.now();
+    const start = Math.floor(Math.random() * slots);
+    for (let i = 0; i < slots; i++) {
+      const slot = (start + i) % slots;
+      const token = newWriteToken();
+      try {
+        await this.client.send(
+          new PutCommand({
+            TableName: this.table,
+            Item: { pk: groupKey, sk: `s#${pad(slot, 3)}`, u: until, w: token, exp: Math.floor(until / 1000) + 3600 },
+            ConditionExpression: 'attribute_not_exists(pk) OR u < :now',
+            ExpressionAttributeValues: { ':now': now },
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          }),
+        );
+        return { slot, token };
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+        if (writtenBy(failedItem(error), token)) return { slot, token };
+      }
+    }
+    return undefined;
+  }
+
+  async releaseSlot(groupKey: string, held: { slot: number; token: string }) {
+    try {
+      await this.client.send(
+        new DeleteCommand({
+          TableName: this.table,
+          Key: { pk: groupKey, sk: `s#${pad(held.slot, 3)}` },
+          ConditionExpression: 'w = :token',
+          ExpressionAttributeValues: { ':token': held.token },
+        }),
+      );
+    } catch (error) {
+      // Expired and claimed by another worker meanwhile: not ours to release.
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+
+  async planWake(groupKey: string, partition: number, at: number) {
+    const token = newWriteToken();
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { pk: groupKey, sk: `w#${pad(partition, 3)}`, a: at, w: token, exp: Math.floor(at / 1000) + 3600 },
+          // Replace a wake-up that is later than this one, or already past.
+          ConditionExpression: 'attribute_not_exists(pk) OR a > :at OR a < :now',
+          ExpressionAttributeValues: { ':at': at, ':now': Date.now() },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return writtenBy(failedItem(error), token);
     }
   }
 

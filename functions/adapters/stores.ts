@@ -8,6 +8,7 @@ import { DynamoLogStore } from './logStore.js';
 import { DynamoDelayStore } from './delayStore.js';
 import { DynamoSecretStore } from './secretStore.js';
 import { SqsDelayQueue, sqs } from './delayQueue.js';
+import { SqsPushQueue } from './pushQueue.js';
 
 /** The domain's stores on DynamoDB, built once per process from the validated config. */
 let cached: Stores | undefined;
@@ -23,6 +24,7 @@ export function dynamoStores(config: Config): Stores {
     delays: new DynamoDelayStore(client, config.tables.delays),
     delayQueue: new SqsDelayQueue(sqs(), config.delayQueueUrl, config.delayQueueMaxSeconds),
     secrets: new DynamoSecretStore(client, config.tables.secrets),
+    pushQueue: new SqsPushQueue(sqs(), config.pushQueueUrl),
   };
   return cached;
 }

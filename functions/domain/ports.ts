@@ -247,6 +247,17 @@ export interface ProgressExtra {
   readonly droppedLetters?: readonly string[];
 }
 
+/** One unit of push work: a push group's partition that may have messages to deliver. */
+export interface PushWork {
+  readonly topic: string;
+  readonly group: string;
+  readonly partition: number;
+}
+
+export interface PushQueue {
+  send(work: readonly PushWork[], delaySeconds: number): Promise<void>;
+}
+
 export interface GroupStateStore {
   /**
    * `consistent: false` costs half; callers use it only where the conditional write on `version`
@@ -266,6 +277,17 @@ export interface GroupStateStore {
   listCursors(groupKey: string): Promise<BroadcastCursor[]>;
   /** Oldest dead letters first, up to `limit` and (after the first) `maxBytes` of message copies. */
   listDeadLetters(groupKey: string, limit: number, after?: string, maxBytes?: number): Promise<DeadLetterPage>;
+  /**
+   * Claims one of a push group's `slots` delivery slots until `until` (maxConcurrency); undefined when all
+   * are held. A claim retried after a lost reply is recognised as the caller's own.
+   */
+  claimSlot(groupKey: string, slots: number, until: number): Promise<{ slot: number; token: string } | undefined>;
+  releaseSlot(groupKey: string, slot: { slot: number; token: string }): Promise<void>;
+  /**
+   * Records that a wake-up of a push partition is queued for `at`, unless one at or before `at` is already
+   * queued and still ahead; false then (the caller sends nothing), so wake-ups do not pile up.
+   */
+  planWake(groupKey: string, partition: number, at: number): Promise<boolean>;
   /** Removes every state item of a group (bounded: progress per partition, cursors, dead letters). */
   deleteGroupState(groupKey: string): Promise<void>;
 }
@@ -278,6 +300,7 @@ export interface Stores {
   readonly delays: DelayStore;
   readonly delayQueue: DelayQueue;
   readonly secrets: SecretStore;
+  readonly pushQueue: PushQueue;
 }
 
 export const topicKeyOf = (topic: Topic) => `${topic.name}@${topic.epoch}`;

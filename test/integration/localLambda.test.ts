@@ -214,7 +214,8 @@ describe('npm start wiring', () => {
       expect(process.env.AWS_ENDPOINT_URL_LAMBDA).toBe(runtime.lambda.url);
       expect(lines).toContain(`[sluice] Lambda endpoint on ${runtime.lambda.url} (AWS_ENDPOINT_URL_LAMBDA): 1 local function`);
       expect(lines).toContain(`[sluice]   ${ARN} → ${FIXTURE}#handler (timeout 3 s)`);
-      expect(lines.some((l) => l.includes('DynamoDB Streams poller'))).toBe(false); // no stream consumer is declared yet
+      // The push dispatcher consumes the Log table's stream (lib/streams.ts).
+      expect(lines.some((l) => l.includes('DynamoDB Streams poller') && l.includes('dispatchPush'))).toBe(true);
       const rt = new LambdaClient({ maxAttempts: 1 });
       const out = await rt.send(new InvokeCommand({ FunctionName: ARN, Payload: '{"hello":"runtime"}' }));
       rt.destroy();

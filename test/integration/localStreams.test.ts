@@ -300,9 +300,9 @@ describe('DynamoDB Streams poller on the Log table', () => {
     ]);
   });
 
-  it('startStreamConsumers starts nothing until a consumer is declared, and refuses a table without a stream', async () => {
-    expect(STREAM_CONSUMERS).toEqual([]);
-    expect(await startStreamConsumers(inject('tablePrefix'))).toEqual([]);
+  it('startStreamConsumers runs what lib/streams.ts declares, and refuses a table without a stream', async () => {
+    expect(STREAM_CONSUMERS.map((c) => [c.table, c.handler])).toEqual([['Log', 'dispatchPush']]);
+    expect(await startStreamConsumers(inject('tablePrefix'), [])).toEqual([]);
     await expect(startStreamConsumers(inject('tablePrefix'), [{ table: 'Catalog', handler: 'x' }])).rejects.toThrow(/not declared with a stream/);
     await expect(startStreamConsumers(inject('tablePrefix'), [{ table: 'Log', handler: 'nobody' }])).rejects.toThrow(/STREAM_HANDLERS/);
     const got: DynamoDBRecord[] = [];

@@ -9,7 +9,20 @@ import { observeDynamoCalls } from '../../functions/adapters/callObserver.js';
 import { dynamoStores } from '../../functions/adapters/stores.js';
 import { loadConfig } from '../../functions/config.js';
 import { trimAllTopics } from '../../functions/domain/retention.js';
-import { DELAY_LANDING_FUNCTION, DELAY_SWEEP_FUNCTION, RETENTION_FUNCTION, ROUTES, type FunctionSpec } from '../../lib/routes.js';
+import {
+  DELAY_LANDING_FUNCTION,
+  DELAY_SWEEP_FUNCTION,
+  PUSH_DISPATCH_FUNCTION,
+  PUSH_WORKER_FUNCTION,
+  RETENTION_FUNCTION,
+  ROUTES,
+  type FunctionSpec,
+} from '../../lib/routes.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pushPorts } from '../../functions/adapters/pushPorts.js';
+import { dispatchPush } from '../../functions/domain/push/dispatch.js';
+import { runPushWork } from '../../functions/domain/push/runWork.js';
 import { QUEUES } from '../../lib/queues.js';
 import { landDelayed } from '../../functions/domain/delay/land.js';
 import { sweepDelayed } from '../../functions/domain/delay/sweep.js';
@@ -110,6 +123,20 @@ describe('IAM grants cover what every function does', () => {
       landDelayed(stores, { topicKey, ids: ['d-2'] }, Date.now() + 5000),
     );
     await currentInvocation.run({ functionName: DELAY_SWEEP_FUNCTION.handler }, () => sweepDelayed(stores, Date.now() + 5000, Date.now() + 3000));
+    // Push: a group (its signing secret), the dispatcher, the worker delivering to a sink on loopback.
+    const sink = createServer((_req, res) => res.end());
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', () => r()));
+    try {
+      const sinkUrl = `http://127.0.0.1:${(sink.address() as AddressInfo).port}/`;
+      await api('PUT', `${base}/groups/pushed`, { startFrom: 'earliest', delivery: { type: 'http', url: sinkUrl, timeoutSeconds: 2 } });
+      await api('PUT', `${base}/groups/pushed`, { startFrom: 'earliest', rotateSecret: true, delivery: { type: 'http', url: sinkUrl, timeoutSeconds: 2 } });
+      await currentInvocation.run({ functionName: PUSH_DISPATCH_FUNCTION.handler }, () => dispatchPush(stores, [{ topicKey, partition: 0 }]));
+      await currentInvocation.run({ functionName: PUSH_WORKER_FUNCTION.handler }, () =>
+        runPushWork(stores, pushPorts(loadConfig()), { topic, group: 'pushed', partition: 0 }, Date.now() + 8000),
+      );
+    } finally {
+      await new Promise<void>((r) => sink.close(() => r()));
+    }
     await currentInvocation.run({ functionName: RETENTION_FUNCTION.handler }, () =>
       trimAllTopics(dynamoStores(loadConfig()), Date.now() + 1000 * 3600 * 1000),
     );
@@ -117,14 +144,17 @@ describe('IAM grants cover what every function does', () => {
     // Again after the delete: the pass clears the buried topic's log.
     await currentInvocation.run({ functionName: RETENTION_FUNCTION.handler }, () => trimAllTopics(dynamoStores(loadConfig())));
 
-    for (const spec of [...ROUTES, DELAY_LANDING_FUNCTION, DELAY_SWEEP_FUNCTION]) {
+    for (const spec of [...ROUTES, DELAY_LANDING_FUNCTION, DELAY_SWEEP_FUNCTION, PUSH_DISPATCH_FUNCTION, PUSH_WORKER_FUNCTION]) {
       expect(used.has(spec.handler), `${spec.handler} was never called`).toBe(true);
     }
   });
 
   it('lib/routes.ts grants every action each function performed', () => {
     const specs = new Map<string, FunctionSpec>(
-      [...ROUTES, RETENTION_FUNCTION, DELAY_LANDING_FUNCTION, DELAY_SWEEP_FUNCTION].map((s) => [s.handler, s as FunctionSpec]),
+      [...ROUTES, RETENTION_FUNCTION, DELAY_LANDING_FUNCTION, DELAY_SWEEP_FUNCTION, PUSH_DISPATCH_FUNCTION, PUSH_WORKER_FUNCTION].map((s) => [
+        s.handler,
+        s as FunctionSpec,
+      ]),
     );
     const missing: string[] = [];
     for (const [fn, actions] of used) {

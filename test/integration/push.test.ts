@@ -266,13 +266,6 @@ describe('push delivery (worker and HTTP sender)', () => {
     ]);
   }, 40_000);
 
-  it('push groups are refused over the API until the dispatcher serves them (400, nothing stored)', async () => {
-    const { topic } = await topicWithGroup(api, { partitions: 1 });
-    const reply = await api('PUT', `/v1/topics/${topic}/groups/web`, { delivery: { type: 'http', url: 'https://example.com/hook' } });
-    expect(reply.status).toBe(400);
-    expect((await api('GET', `/v1/topics/${topic}/groups/web`)).status).toBe(404);
-  });
-
   it('pull on a push group is 409 Conflict', async () => {
     const { topic } = await topicWithGroup(api, { partitions: 1 });
     const group = await pushGroup(topic, { delivery: { type: 'http', url, batchSize: 1, maxConcurrency: 1, timeoutSeconds: 1 } });

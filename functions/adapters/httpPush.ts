@@ -108,3 +108,28 @@ export async function postBatch(target: HttpPushTarget, messageId: string, body:
     req.end(body);
   });
 }
+
+/**
+ * Checks a push URL when a group is PUT: in the deployed stack (private addresses not allowed) it must be
+ * https and resolve only to public addresses. The check is repeated at every delivery (DNS may change);
+ * this one gives the user a clear 400 at once. Returns the reason it is refused, or undefined.
+ */
+export async function refusedPushUrl(raw: string, options: HttpPushOptions): Promise<string | undefined> {
+  if (options.allowPrivateAddresses) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return 'delivery.url does not parse';
+  }
+  if (url.protocol !== 'https:') return 'delivery.url must be https:// in the deployed stack';
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (isIP(host) !== 0) return isPublicAddress(host) ? undefined : `delivery.url host ${host} is not a public address`;
+  try {
+    const addresses = await lookup(host, { all: true, verbatim: true });
+    const bad = addresses.find((a) => !isPublicAddress(a.address));
+    return bad ? `delivery.url host ${host} resolves to ${bad.address}, which is not a public address` : undefined;
+  } catch {
+    return `delivery.url host ${host} does not resolve`;
+  }
+}

@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { clearFault, faultFired, injectFault } from '../../functions/adapters/faults.js';
 import { pushPorts } from '../../functions/adapters/pushPorts.js';
 import { dynamoStores } from '../../functions/adapters/stores.js';
-import { loadConfig } from '../../functions/config.js';
+import { forgetConfig, loadConfig } from '../../functions/config.js';
 import { putGroup, type GroupSettings } from '../../functions/domain/groups.js';
 import { pushPartition } from '../../functions/domain/push/worker.js';
 import { produce, sleep, topicWithGroup, uniqueName, useApi } from '../support/api.js';
@@ -265,6 +265,25 @@ describe('push delivery (worker and HTTP sender)', () => {
       [{ body: 'boom', deliveryCount: 2 }],
     ]);
   }, 40_000);
+
+  it('the deployed stack refuses private push URLs at PUT (400, nothing stored); the local runtime allows them', async () => {
+    const { topic } = await topicWithGroup(api, { partitions: 1 });
+    const saved = process.env.SLUICE_PUSH_ALLOW_PRIVATE;
+    process.env.SLUICE_PUSH_ALLOW_PRIVATE = 'false';
+    forgetConfig();
+    try {
+      for (const bad of ['https://127.0.0.1/hook', 'https://localhost/hook', 'https://[::1]/hook', 'http://example.com/hook']) {
+        const reply = await api('PUT', `/v1/topics/${topic}/groups/deployed`, { delivery: { type: 'http', url: bad } });
+        expect(reply.status, bad).toBe(400);
+        expect(reply.body.error.code).toBe('ValidationError');
+      }
+      expect((await api('GET', `/v1/topics/${topic}/groups/deployed`)).status).toBe(404);
+    } finally {
+      process.env.SLUICE_PUSH_ALLOW_PRIVATE = saved;
+      forgetConfig();
+    }
+    expect((await api('PUT', `/v1/topics/${topic}/groups/local`, { delivery: { type: 'http', url } })).status).toBe(201);
+  });
 
   it('pull on a push group is 409 Conflict', async () => {
     const { topic } = await topicWithGroup(api, { partitions: 1 });

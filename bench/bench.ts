@@ -17,6 +17,9 @@ import { readMeter, startMetering } from '../functions/adapters/metering.js';
 import { MOTO_VERSION } from '../local/emulator.js';
 import { startLocalRuntime } from '../local/runtime.js';
 
+/** The environment as it was before the runtime pointed it at this run's emulator (handed to the delay bench). */
+const startingEnv = { ...process.env };
+
 const BODY_BYTES = 200;
 const CONCURRENCY = 4;
 /** Raw and HTTP produce alternate for ROUNDS rounds of `messages` each; the median rate is reported. */
@@ -165,6 +168,6 @@ async function main() {
 await main();
 
 if (!process.env.BENCH_SKIP_DELAY) {
-  const delay = spawnSync(process.execPath, [...process.execArgv, new URL('./delay.ts', import.meta.url).pathname], { stdio: 'inherit' });
+  const delay = spawnSync(process.execPath, [...process.execArgv, new URL('./delay.ts', import.meta.url).pathname], { stdio: 'inherit', env: startingEnv });
   if (delay.status !== 0) process.exitCode = delay.status ?? 1;
 }

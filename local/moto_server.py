@@ -27,6 +27,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import run_simple
 
 from moto_streams import patch_dynamodb_streams
+from moto_transactions import patch_transactions
 
 
 class SerializedDynamoDB:
@@ -136,6 +137,8 @@ def main():
         patch_sqs()
     if os.environ.get("SLUICE_MOTO_STREAMS", "patched") != "stock":
         patch_dynamodb_streams()
+    if os.environ.get("SLUICE_MOTO_TRANSACTIONS", "patched") != "stock":
+        patch_transactions()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, SerializedDynamoDB(app), threaded=True, request_handler=MotoRequestHandler)
 

@@ -55,7 +55,8 @@ export async function landDelayed(
   const due = pendings.filter((p) => p.due <= now + DELAY.earlyLandingMs);
   if (due.length === 0) return { landed: 0, skipped: message.ids.length };
   const latest = Math.max(...due.map((p) => p.due));
-  if (latest > Date.now()) await sleep(latest - Date.now());
+  // A timer may fire a millisecond early: wait until the clock has really reached the due time.
+  while (Date.now() < latest) await sleep(latest - Date.now());
 
   const sticky = stickyPartition(topic.partitions);
   const maxQueueMs = stores.delayQueue.maxDelaySeconds * 1000;

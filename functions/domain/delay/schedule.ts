@@ -23,7 +23,11 @@ export interface AlreadyAppended {
 }
 
 /** A delayed message of a request, checked and with its due time, not stored yet. */
-export type PreparedDelayed = Pick<PendingDelayed, 'id' | 'due' | 'record' | 'key' | 'partition' | 'repeat'> & { readonly index: number };
+export type PreparedDelayed = Pick<PendingDelayed, 'id' | 'due' | 'record' | 'key' | 'partition' | 'repeat'> & {
+  readonly index: number;
+  /** The producer gave the id (only such an id can have been appended before). */
+  readonly producerId: boolean;
+};
 
 /** Ids of delayed messages without a producer id: "dl-" + due time + random, printable and unique. */
 const newDelayId = (due: number) => `dl-${due.toString(36)}-${randomBytes(8).toString('hex')}`;
@@ -56,6 +60,7 @@ export function prepareDelayed(topic: Topic, delayed: ReadonlyArray<{ index: num
     return {
       index,
       id,
+      producerId: input.id !== undefined,
       due,
       record,
       ...(input.key !== undefined ? { key: input.key } : {}),
@@ -85,7 +90,9 @@ export async function scheduleDelayed(
     firstOfId.set(p.id, p);
     unique.push(p);
   }
-  const appended = await stores.dedup.getMany(topicKey, unique.map((p) => p.id));
+  // Only producer ids can have been appended already; a generated "dl-" id is new by construction.
+  const producerIds = unique.filter((p) => p.producerId).map((p) => p.id);
+  const appended = producerIds.length > 0 ? await stores.dedup.getMany(topicKey, producerIds) : new Map();
   const created: PendingDelayed[] = [];
   const answers = new Map<string, ScheduledResult | AlreadyAppended>();
   const maxQueueMs = stores.delayQueue.maxDelaySeconds * 1000;

@@ -2,15 +2,24 @@ import { CfnOutput, Duration, Stack, Validations, type StackProps } from 'aws-cd
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { StringParameter } from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
 import { BrokerAlarms } from './constructs/alarms.js';
 import { BrokerApi } from './constructs/api.js';
 import { BrokerFunction } from './constructs/brokerFunction.js';
 import { DelaySweep } from './constructs/delaySweep.js';
 import { BrokerQueues } from './constructs/queues.js';
+import { sluiceParameterNames } from './constructs/sluiceExports.js';
+import { StreamConsumers } from './constructs/streams.js';
 import { Storage } from './constructs/storage.js';
 import { QUEUES } from './queues.js';
-import { DELAY_SWEEP_FUNCTION, RETENTION_FUNCTION, RETENTION_SCHEDULE_MINUTES } from './routes.js';
+import {
+  DELAY_SWEEP_FUNCTION,
+  PUSH_DISPATCH_FUNCTION,
+  PUSH_WORKER_FUNCTION,
+  RETENTION_FUNCTION,
+  RETENTION_SCHEDULE_MINUTES,
+} from './routes.js';
 import type { StackConfig } from './stackConfig.js';
 import { TABLES } from './tables.js';
 import { LIMITS } from '../functions/domain/limits.js';
@@ -32,15 +41,23 @@ export function concurrencyCaps(config: StackConfig): Record<string, number> {
   return caps;
 }
 
+/** The push dispatcher's stream lag at which its alarm fires: push deliveries are at least this late. */
+export const PUSH_DISPATCH_ITERATOR_AGE_ALARM_MS = 60_000;
+
 /**
  * The whole broker: tables, queues, one function per route behind an authenticated HTTP API, the queue
- * consumers, the retention schedule, the delay sweep's schedule, alarms.
+ * consumers, the stream consumers (the push dispatcher), the retention schedule, the delay sweep's
+ * schedule, alarms, and what Lambda subscribers in other apps need (the API URL and the push worker's
+ * role ARN, as outputs and SSM parameters).
  */
 export class SluiceStack extends Stack {
   readonly storage: Storage;
   readonly queues: BrokerQueues;
   readonly api: BrokerApi;
   readonly delaySweep: DelaySweep;
+  readonly streams: StreamConsumers;
+  /** The push worker's role: Lambda subscribers allow it to invoke their function (lib/subscriber.ts). */
+  readonly pushWorkerRoleArn: string;
   readonly alarms?: BrokerAlarms;
 
   constructor(scope: Construct, id: string, props: SluiceStackProps) {
@@ -56,6 +73,12 @@ export class SluiceStack extends Stack {
     this.api = new BrokerApi(this, 'Api', { auth: config.auth, tables, queues, environment, logRetention, limits: config });
     const consumers = this.queues.addConsumers({ tables, environment, logRetention });
     this.delaySweep = new DelaySweep(this, 'DelaySweep', { tables, queues, environment, logRetention });
+    this.streams = new StreamConsumers(this, 'Streams', { tables, queues, environment, logRetention });
+    const pushWorker = consumers[PUSH_WORKER_FUNCTION.handler];
+    if (!pushWorker?.role) throw new Error(`no consumer function ${PUSH_WORKER_FUNCTION.handler} (lib/queues.ts)`);
+    // The worker has no lambda:InvokeFunction of its own: each subscriber's function allows this role in
+    // its resource-based policy (lib/subscriber.ts), so the worker can invoke exactly the subscribed functions.
+    this.pushWorkerRoleArn = pushWorker.role.roleArn;
 
     const retention = new BrokerFunction(this, 'Retention', {
       spec: RETENTION_FUNCTION,
@@ -77,11 +100,20 @@ export class SluiceStack extends Stack {
           [RETENTION_FUNCTION.handler]: retention,
           ...consumers,
           [DELAY_SWEEP_FUNCTION.handler]: this.delaySweep.fn,
+          ...this.streams.functions,
         },
         tables,
         concurrencyCaps: concurrencyCaps(config),
-        deadLetterQueues: this.queues.deadLetterQueues,
+        deadLetterQueues: { ...this.queues.deadLetterQueues, ...this.streams.failureQueues },
         metricAlarms: {
+          PushDispatchLag: {
+            metric: this.streams.metricIteratorAge(PUSH_DISPATCH_FUNCTION.handler),
+            threshold: PUSH_DISPATCH_ITERATOR_AGE_ALARM_MS,
+            evaluationPeriods: 2,
+            description:
+              `Sluice push dispatcher: it processed Log stream records over ${PUSH_DISPATCH_ITERATOR_AGE_ALARM_MS / 1000} s old ` +
+              'in two 5-minute periods in a row, so push deliveries are at least that late (docs/deploy.md, "Push delivery").',
+          },
           OverdueDelayed: {
             metric: this.delaySweep.metricOverdue(),
             threshold: 1,
@@ -102,6 +134,26 @@ export class SluiceStack extends Stack {
       new CfnOutput(this, `${spec.id}QueueUrl`, { value: queues[spec.id].queueUrl, description: spec.purpose });
       new CfnOutput(this, `${spec.id}DeadLetterQueueUrl`, { value: this.queues.deadLetterQueues[spec.id].queueUrl });
     }
+    for (const [name, queue] of Object.entries(this.streams.failureQueues)) {
+      new CfnOutput(this, `${name}FailureQueueUrl`, { value: queue.queueUrl, description: 'Batches the stream consumer gave up on' });
+    }
+    // For Lambda subscribers in other apps (lib/subscriber.ts): as outputs, and as SSM parameters that
+    // an app reads at deploy time knowing only this stack's name.
+    const parameters = sluiceParameterNames(this.stackName);
+    new CfnOutput(this, 'PushWorkerRoleArn', {
+      value: this.pushWorkerRoleArn,
+      description: 'The role that invokes Lambda subscribers: a subscribed function must allow it lambda:InvokeFunction',
+    });
+    new StringParameter(this, 'ApiUrlParameter', {
+      parameterName: parameters.apiUrl,
+      stringValue: this.api.httpApi.apiEndpoint,
+      description: 'Base URL of the Sluice API (for Lambda subscribers in other apps)',
+    });
+    new StringParameter(this, 'PushWorkerRoleArnParameter', {
+      parameterName: parameters.pushWorkerRoleArn,
+      stringValue: this.pushWorkerRoleArn,
+      description: 'The Sluice push worker role, which invokes Lambda subscribers',
+    });
 
     Validations.of(this).acknowledge({
       id: 'AwsSolutions::AwsSolutions-L1',

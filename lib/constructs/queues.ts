@@ -6,12 +6,9 @@ import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { QUEUES, type QueueId, type QueueSpec } from '../queues.js';
-import { DELAY_LANDING_FUNCTION, timeoutSecondsOf, type FunctionSpec } from '../routes.js';
+import { nonRouteFunction, timeoutSecondsOf } from '../routes.js';
 import type { TableId } from '../tables.js';
 import { BrokerFunction } from './brokerFunction.js';
-
-/** The functions that may consume a queue; a queue's `consumer.handler` names one of them. */
-const CONSUMER_FUNCTIONS: readonly FunctionSpec[] = [DELAY_LANDING_FUNCTION];
 
 export interface QueueConsumerProps {
   readonly tables: Record<TableId, TableV2>;
@@ -61,8 +58,8 @@ export class BrokerQueues extends Construct {
   addConsumers(props: QueueConsumerProps): Record<string, NodejsFunction> {
     const consumers: Record<string, NodejsFunction> = {};
     for (const spec of QUEUES as readonly QueueSpec[]) {
-      const fnSpec = CONSUMER_FUNCTIONS.find((f) => f.handler === spec.consumer.handler);
-      if (!fnSpec) throw new Error(`queue ${spec.id}: no consumer function spec with handler ${spec.consumer.handler}`);
+      // A queue's consumer.handler names one of the non-route functions of lib/routes.ts.
+      const fnSpec = nonRouteFunction(spec.consumer.handler);
       // Lambda refuses an event source whose queue hides a message for less than the function may run.
       if (spec.visibilityTimeoutSeconds < timeoutSecondsOf(fnSpec)) {
         throw new Error(

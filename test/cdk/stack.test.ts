@@ -9,12 +9,13 @@ import {
   API_KEY_AUTHORIZER,
   DELAY_LANDING_FUNCTION,
   DELAY_SWEEP_FUNCTION,
-  RETENTION_FUNCTION,
+  NON_ROUTE_FUNCTIONS,
   ROUTES,
   timeoutSecondsOf,
   type FunctionSpec,
 } from '../../lib/routes.js';
 import { readStackConfig } from '../../lib/stackConfig.js';
+import { STREAMS, type StreamConsumerSpec } from '../../lib/streams.js';
 import { TABLES, type TableSpec } from '../../lib/tables.js';
 import { API_HANDLERS } from '../../local/handlers.js';
 import { keySchemaOf } from '../../local/tables.js';
@@ -28,8 +29,11 @@ const tables = resourcesOf(t, 'AWS::DynamoDB::GlobalTable');
 
 const handlerOf = (fn: { Properties: any }) => fn.Properties.Environment.Variables.SLUICE_HANDLER as string;
 
-/** Every function the stack creates by default, by spec: the routes, retention, the delay queue's consumer and the delay sweep. */
-const FUNCTION_SPECS = [...ROUTES, RETENTION_FUNCTION, DELAY_LANDING_FUNCTION, DELAY_SWEEP_FUNCTION] as readonly FunctionSpec[];
+/**
+ * Every function the stack creates by default, by spec: the routes, and every other function (retention,
+ * the queues' consumers, the delay sweep, the stream consumers) but the API key authorizer (auth=apiKey only).
+ */
+const FUNCTION_SPECS = [...ROUTES, ...NON_ROUTE_FUNCTIONS.filter((spec) => spec.handler !== API_KEY_AUTHORIZER.handler)] as readonly FunctionSpec[];
 const specByHandler = new Map<string, FunctionSpec>(FUNCTION_SPECS.map((spec) => [spec.handler, spec]));
 
 /** Logical id of each table, found through the table-name variables the functions get. */
@@ -53,6 +57,17 @@ function queueLogicalIds(): Record<string, { queue: string; deadLetters: string 
 
 const functionIdOf = (handler: string) => Object.entries(functions).find(([, fn]) => handlerOf(fn) === handler)![0];
 
+/** Logical id of each stream consumer's on-failure queue, by "<table>StreamFailures", through its event source mapping. */
+function streamFailureQueueIds(): Record<string, string> {
+  const mappings = Object.values(resourcesOf(t, 'AWS::Lambda::EventSourceMapping'));
+  return Object.fromEntries(
+    (STREAMS as readonly StreamConsumerSpec[]).map((spec) => {
+      const mapping = mappings.find((m) => m.Properties.FunctionName.Ref === functionIdOf(spec.handler) && m.Properties.StartingPosition)!;
+      return [`${spec.table}StreamFailures`, mapping.Properties.DestinationConfig.OnFailure.Destination['Fn::GetAtt'][0] as string];
+    }),
+  );
+}
+
 /** The statements of every IAM policy attached to a role (by logical id). */
 const statementsOf = (template: typeof t, roleId: string) =>
   Object.values(resourcesOf(template, 'AWS::IAM::Policy'))
@@ -67,13 +82,19 @@ const statementsOf = (template: typeof t, roleId: string) =>
 function grantsOf(handler: string): string[] {
   const fn = functions[functionIdOf(handler)]!;
   const names: Record<string, string> = { [fn.Properties.LoggingConfig.LogGroup.Ref]: 'own-log-group' };
-  for (const [id, logical] of Object.entries(tableLogicalIds())) names[logical] = `table:${id}`;
+  const streams: Record<string, string> = {};
+  for (const [id, logical] of Object.entries(tableLogicalIds())) {
+    names[logical] = `table:${id}`;
+    streams[logical] = `stream:${id}`;
+  }
   for (const [id, { queue, deadLetters }] of Object.entries(queueLogicalIds())) {
     names[queue] = `queue:${id}`;
     names[deadLetters] = `queue:${id}DeadLetters`;
   }
+  for (const [name, logical] of Object.entries(streamFailureQueueIds())) names[logical] = `queue:${name}`;
   const nameOf = (resource: any): string => {
     if (resource?.['Fn::GetAtt']?.[1] === 'Arn') return names[resource['Fn::GetAtt'][0]] ?? JSON.stringify(resource);
+    if (resource?.['Fn::GetAtt']?.[1] === 'StreamArn') return streams[resource['Fn::GetAtt'][0]] ?? JSON.stringify(resource);
     if (resource?.['Fn::Join']) {
       const [separator, parts] = resource['Fn::Join'] as [string, any[]];
       return parts.map((part) => (typeof part === 'string' ? part : nameOf(part))).join(separator);
@@ -93,6 +114,10 @@ function grantsOf(handler: string): string[] {
 
 /** What an SQS event source grants its function on its queue (CDK's grantConsumeMessages). */
 const CONSUME_ACTIONS = ['ChangeMessageVisibility', 'DeleteMessage', 'GetQueueAttributes', 'GetQueueUrl', 'ReceiveMessage'];
+/** What a DynamoDB stream event source grants its function on the table's stream (TableV2's grantStreamRead). */
+const STREAM_READ_ACTIONS = ['DescribeStream', 'GetRecords', 'GetShardIterator', 'ListStreams'];
+/** What an SQS on-failure destination grants the function on that queue (CDK's grantSendMessages). */
+const SEND_ACTIONS = ['GetQueueAttributes', 'GetQueueUrl', 'SendMessage'];
 
 /** What a spec says its role may do, in the form of grantsOf. */
 function expectedGrantsOf(spec: FunctionSpec): string[] {
@@ -111,11 +136,16 @@ function expectedGrantsOf(spec: FunctionSpec): string[] {
   for (const queue of QUEUES as readonly QueueSpec[]) {
     if (queue.consumer.handler === spec.handler) for (const action of CONSUME_ACTIONS) lines.push(`sqs:${action} queue:${queue.id}`);
   }
+  for (const stream of STREAMS as readonly StreamConsumerSpec[]) {
+    if (stream.handler !== spec.handler) continue;
+    for (const action of STREAM_READ_ACTIONS) lines.push(`dynamodb:${action} stream:${stream.table}`);
+    for (const action of SEND_ACTIONS) lines.push(`sqs:${action} queue:${stream.table}StreamFailures`);
+  }
   return lines.sort();
 }
 
 describe('CDK stack', () => {
-  it('has one function per route plus retention, delay landing and delay sweep, on Node.js 22 / arm64 with their memory and timeout', () => {
+  it('has one function per route plus retention, the queue and stream consumers and the delay sweep, on Node.js 22 / arm64 with their memory and timeout', () => {
     const handlers = Object.values(functions).map(handlerOf).sort();
     expect(handlers).toEqual(FUNCTION_SPECS.map((s) => s.handler).sort());
     for (const fn of Object.values(functions)) {
@@ -220,7 +250,7 @@ describe('CDK stack', () => {
       for (const spec of TABLES) expect(vars[spec.envVar], handlerOf(fn)).toEqual({ Ref: tableIds[spec.id] });
       for (const spec of QUEUES) expect(vars[spec.envVar], handlerOf(fn)).toEqual({ Ref: queueIds[spec.id]!.queue });
     }
-    expect(Object.keys(queueIds)).toEqual(['Delay']);
+    expect(Object.keys(queueIds)).toEqual(['Delay', 'Push']);
     expect(functions[functionIdOf('produce')]!.Properties.Environment.Variables.DELAY_QUEUE_URL).toBeDefined();
   });
 
@@ -318,8 +348,9 @@ describe('CDK stack', () => {
   it('alarms on errors and throttles of every function and on DynamoDB throttling, sent to SNS when an email is given', () => {
     const alarms = Object.values(resourcesOf(t, 'AWS::CloudWatch::Alarm'));
     const fnCount = Object.keys(functions).length;
-    // + 1: pull's concurrency (the next test); + 1 per queue: its dead-letter queue; + 1: overdue delayed messages.
-    expect(alarms).toHaveLength(2 * fnCount + 2 * TABLES.length + 1 + QUEUES.length + 1);
+    // + 1: pull's concurrency (the next test); + 1 per queue: its dead-letter queue; + 1: overdue delayed messages;
+    // + 1 per stream consumer: its on-failure queue; + 1: the push dispatcher's stream lag.
+    expect(alarms).toHaveLength(2 * fnCount + 2 * TABLES.length + 1 + QUEUES.length + 1 + STREAMS.length + 1);
     const metricNames = alarms.map((a) => a.Properties.MetricName);
     expect(metricNames.filter((m) => m === 'Errors')).toHaveLength(fnCount);
     expect(metricNames.filter((m) => m === 'Throttles')).toHaveLength(fnCount);
@@ -412,7 +443,8 @@ describe('CDK stack', () => {
   it('alarms when a dead-letter queue holds a message', () => {
     const queueIds = queueLogicalIds();
     const alarms = Object.values(resourcesOf(t, 'AWS::CloudWatch::Alarm')).filter((a) => a.Properties.Namespace === 'AWS/SQS');
-    expect(alarms).toHaveLength(QUEUES.length);
+    // And one per stream consumer's on-failure queue (test/cdk/push.test.ts).
+    expect(alarms).toHaveLength(QUEUES.length + STREAMS.length);
     for (const spec of QUEUES) {
       const alarm = alarms.find((a) => a.Properties.Dimensions[0].Value['Fn::GetAtt'][0] === queueIds[spec.id]!.deadLetters)!;
       expect(alarm.Properties).toMatchObject({
@@ -461,7 +493,8 @@ describe('CDK stack', () => {
   it('creates each queue of lib/queues.ts encrypted, TLS only, with its own dead-letter queue', () => {
     const queueIds = queueLogicalIds();
     const queues = resourcesOf(t, 'AWS::SQS::Queue');
-    expect(Object.keys(queues)).toHaveLength(2 * QUEUES.length);
+    // Each queue and its dead-letter queue, and each stream consumer's on-failure queue (test/cdk/push.test.ts).
+    expect(Object.keys(queues)).toHaveLength(2 * QUEUES.length + STREAMS.length);
     const queuePolicies = Object.values(resourcesOf(t, 'AWS::SQS::QueuePolicy'));
     for (const spec of QUEUES as readonly QueueSpec[]) {
       const { queue, deadLetters } = queueIds[spec.id]!;
@@ -494,7 +527,10 @@ describe('CDK stack', () => {
 
   it('feeds each queue to its consumer in batches with partial batch failures, its visibility timeout covering the consumer', () => {
     const queueIds = queueLogicalIds();
-    const mappings = Object.values(resourcesOf(t, 'AWS::Lambda::EventSourceMapping'));
+    const all = Object.values(resourcesOf(t, 'AWS::Lambda::EventSourceMapping'));
+    // The others read DynamoDB streams (test/cdk/push.test.ts).
+    expect(all).toHaveLength(QUEUES.length + STREAMS.length);
+    const mappings = all.filter((m) => m.Properties.EventSourceArn['Fn::GetAtt'][1] === 'Arn');
     expect(mappings).toHaveLength(QUEUES.length);
     for (const spec of QUEUES as readonly QueueSpec[]) {
       const mapping = mappings.find((m) => m.Properties.EventSourceArn['Fn::GetAtt'][0] === queueIds[spec.id]!.queue)!;

@@ -1,0 +1,4 @@
+import { App } from 'aws-cdk-lib';
+import { subscriberApp } from '../lib/subscriber-stack.js';
+
+subscriberApp(new App());

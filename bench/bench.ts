@@ -171,3 +171,9 @@ if (!process.env.BENCH_SKIP_DELAY) {
   const delay = spawnSync(process.execPath, [...process.execArgv, new URL('./delay.ts', import.meta.url).pathname], { stdio: 'inherit', env: startingEnv });
   if (delay.status !== 0) process.exitCode = delay.status ?? 1;
 }
+
+if (!process.env.BENCH_SKIP_PUSH) {
+  // The push bench (bench/push.ts): likewise a process of its own, with its own emulator.
+  const push = spawnSync(process.execPath, [...process.execArgv, new URL('./push.ts', import.meta.url).pathname], { stdio: 'inherit', env: startingEnv });
+  if (push.status !== 0) process.exitCode = push.status ?? 1;
+}

@@ -11,7 +11,7 @@ import { startMetering } from '../functions/adapters/metering.js';
 import { dynamoStores } from '../functions/adapters/stores.js';
 import { loadConfig } from '../functions/config.js';
 import { topicKeyOf, type Topic } from '../functions/domain/ports.js';
-import { trimAllTopics } from '../functions/domain/retention.js';
+import { trimAllTopics } from '../functions/domain/log/retention.js';
 import { ensureEmulatorInstalled, freePort, startEmulator } from '../local/emulator.js';
 import { useLocalAws } from '../local/environment.js';
 import { createTables } from '../local/tables.js';

@@ -1,7 +1,7 @@
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { VersionConflict, type BroadcastCursor, type DeadLetter, type DeadLetterPage, type GroupStateStore, type ProgressExtra } from '../domain/ports.js';
 import type { LogMessage } from '../domain/messages.js';
-import type { DeadMark, InFlight, PartitionProgress } from '../domain/progress.js';
+import type { DeadMark, InFlight, PartitionProgress } from '../domain/groups/progress.js';
 import { LIMITS } from '../domain/limits.js';
 import { batchDeleteAll } from './batch.js';
 import {

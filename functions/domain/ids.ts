@@ -52,3 +52,6 @@ export function parseReceipt(text: string): Receipt | undefined {
 export function newLeaseToken(): string {
   return randomBytes(5).toString('hex');
 }
+
+/** A push group's Standard Webhooks signing secret: "whsec_" + base64 of 24 random bytes (push/signature.ts signs with it). */
+export const newSigningSecret = () => `whsec_${randomBytes(24).toString('base64')}`;

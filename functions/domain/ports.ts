@@ -2,9 +2,9 @@
  * What the domain needs from storage. The DynamoDB adapters (functions/adapters/) implement these;
  * the domain never sees a table, a client or an HTTP type.
  */
-import type { GroupFilter } from './filter.js';
+import type { GroupFilter } from './groups/filter.js';
 import type { LogMessage, Segment, StoredRecord } from './messages.js';
-import type { PartitionProgress } from './progress.js';
+import type { PartitionProgress } from './groups/progress.js';
 
 export interface Topic {
   readonly name: string;
@@ -46,7 +46,7 @@ export interface Group {
   readonly maxDeliveries: number;
   readonly visibilitySeconds: number;
   readonly filter?: GroupFilter;
-  /** JSONata whose result replaces the body delivered (functions/domain/filter.ts, screenMessages). */
+  /** JSONata whose result replaces the body delivered (functions/domain/groups/filter.ts, screenMessages). */
   readonly transform?: string;
   /** Absent: pull. */
   readonly delivery?: DeliverySetting;

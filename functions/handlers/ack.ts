@@ -1,4 +1,4 @@
-import { ack } from '../domain/consume.js';
+import { ack } from '../domain/groups/consume.js';
 import { apiRoute } from '../http/route.js';
 import { AckBody, GroupParams } from '../http/schemas.js';
 

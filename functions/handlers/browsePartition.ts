@@ -1,4 +1,4 @@
-import { browsePartition } from '../domain/browse.js';
+import { browsePartition } from '../domain/log/browse.js';
 import { apiRoute } from '../http/route.js';
 import { BrowseQuery, PartitionParams } from '../http/schemas.js';
 import { messageView } from '../http/views.js';

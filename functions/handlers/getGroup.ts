@@ -1,4 +1,4 @@
-import { describeGroup } from '../domain/groups.js';
+import { describeGroup } from '../domain/groups/groups.js';
 import { apiRoute } from '../http/route.js';
 import { GroupParams } from '../http/schemas.js';
 import { groupWithLagView } from '../http/views.js';

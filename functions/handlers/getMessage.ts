@@ -1,4 +1,4 @@
-import { getMessage } from '../domain/browse.js';
+import { getMessage } from '../domain/log/browse.js';
 import { apiRoute } from '../http/route.js';
 import { MessageParams } from '../http/schemas.js';
 import { messageView } from '../http/views.js';

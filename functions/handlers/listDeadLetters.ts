@@ -1,4 +1,4 @@
-import { listDeadLetters } from '../domain/deadLetters.js';
+import { listDeadLetters } from '../domain/groups/deadLetters.js';
 import { apiRoute } from '../http/route.js';
 import { DeadLetterQuery, GroupParams } from '../http/schemas.js';
 import { messageView } from '../http/views.js';

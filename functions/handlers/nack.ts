@@ -1,4 +1,4 @@
-import { nack } from '../domain/consume.js';
+import { nack } from '../domain/groups/consume.js';
 import { apiRoute } from '../http/route.js';
 import { GroupParams, NackBody } from '../http/schemas.js';
 

@@ -1,4 +1,4 @@
-import { pull } from '../domain/consume.js';
+import { pull } from '../domain/groups/consume.js';
 import { apiRoute } from '../http/route.js';
 import { GroupParams, PullBody } from '../http/schemas.js';
 import { deliveryView } from '../http/views.js';

@@ -1,7 +1,7 @@
 import { refusedPushUrl } from '../adapters/httpPush.js';
 import { loadConfig } from '../config.js';
 import { validation } from '../domain/errors.js';
-import { putGroup } from '../domain/groups.js';
+import { putGroup } from '../domain/groups/groups.js';
 import { apiRoute } from '../http/route.js';
 import { GroupParams, PutGroupBody } from '../http/schemas.js';
 import { groupView } from '../http/views.js';

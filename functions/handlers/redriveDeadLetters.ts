@@ -1,4 +1,4 @@
-import { redriveDeadLetters } from '../domain/deadLetters.js';
+import { redriveDeadLetters } from '../domain/groups/deadLetters.js';
 import { apiRoute } from '../http/route.js';
 import { GroupParams } from '../http/schemas.js';
 

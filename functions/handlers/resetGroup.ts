@@ -1,4 +1,4 @@
-import { parsePosition, resetGroup, type Position } from '../domain/groups.js';
+import { parsePosition, resetGroup, type Position } from '../domain/groups/groups.js';
 import { apiRoute } from '../http/route.js';
 import { GroupParams, ResetBody } from '../http/schemas.js';
 

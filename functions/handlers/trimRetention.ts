@@ -4,7 +4,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { dynamoStores } from '../adapters/stores.js';
 import { loadConfig } from '../config.js';
-import { trimAllTopics } from '../domain/retention.js';
+import { trimAllTopics } from '../domain/log/retention.js';
 
 const logger = new Logger({ serviceName: 'sluice-retention' });
 

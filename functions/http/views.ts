@@ -1,5 +1,5 @@
-import type { Delivery } from '../domain/consume.js';
-import type { GroupView } from '../domain/groups.js';
+import type { Delivery } from '../domain/groups/consume.js';
+import type { GroupView } from '../domain/groups/groups.js';
 import type { LogMessage } from '../domain/messages.js';
 import type { Group, PendingDelayed, Topic } from '../domain/ports.js';
 import { iso } from '../domain/time.js';

@@ -5,7 +5,7 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { StringParameter } from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { fileURLToPath } from 'node:url';
-import { checkExpression } from '../../functions/domain/expression.js';
+import { checkExpression } from '../../functions/domain/groups/expression.js';
 import { Name, PutGroupBody } from '../../functions/http/schemas.js';
 import { sluiceParameterNames } from './sluiceExports.js';
 

@@ -8,12 +8,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { clearFault, faultFired, injectFault } from '../../functions/adapters/faults.js';
 import { dynamoStores } from '../../functions/adapters/stores.js';
 import { loadConfig } from '../../functions/config.js';
-import { ack as ackDomain } from '../../functions/domain/consume.js';
+import { ack as ackDomain } from '../../functions/domain/groups/consume.js';
 import { LIMITS } from '../../functions/domain/limits.js';
 import { SluiceError } from '../../functions/domain/errors.js';
 import { groupKeyOf, OffsetTaken, type Stores } from '../../functions/domain/ports.js';
 import { forgetTailHints, produce as produceDomain, raceAppendsLikeSeparateProcesses } from '../../functions/domain/produce.js';
-import { trimTopic } from '../../functions/domain/retention.js';
+import { trimTopic } from '../../functions/domain/log/retention.js';
 import { ack, produce, pullAll, sleep, topicWithGroup, useApi, type Api } from '../support/api.js';
 
 const HOUR = 3600 * 1000;

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { observeDynamoCalls } from '../../functions/adapters/callObserver.js';
 import { dynamoStores } from '../../functions/adapters/stores.js';
 import { loadConfig } from '../../functions/config.js';
-import { trimAllTopics, trimTopic } from '../../functions/domain/retention.js';
+import { trimAllTopics, trimTopic } from '../../functions/domain/log/retention.js';
 import {
   DELAY_LANDING_FUNCTION,
   DELAY_SWEEP_FUNCTION,

@@ -13,7 +13,7 @@ import { clearFault, faultFired, injectFault } from '../../functions/adapters/fa
 import { pushPorts } from '../../functions/adapters/pushPorts.js';
 import { dynamoStores } from '../../functions/adapters/stores.js';
 import { forgetConfig, loadConfig } from '../../functions/config.js';
-import { putGroup, type GroupSettings } from '../../functions/domain/groups.js';
+import { putGroup, type GroupSettings } from '../../functions/domain/groups/groups.js';
 import { pushPartition } from '../../functions/domain/push/worker.js';
 import { produce, sleep, topicWithGroup, uniqueName, useApi } from '../support/api.js';
 import { useLambdaService } from '../support/lambda.js';

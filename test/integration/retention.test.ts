@@ -5,7 +5,7 @@ import { clearFault, faultFired, InjectedFault, injectFault } from '../../functi
 import { dynamoStores } from '../../functions/adapters/stores.js';
 import { loadConfig } from '../../functions/config.js';
 import { topicKeyOf } from '../../functions/domain/ports.js';
-import { clearBuriedTopic, trimAllTopics, trimTopic } from '../../functions/domain/retention.js';
+import { clearBuriedTopic, trimAllTopics, trimTopic } from '../../functions/domain/log/retention.js';
 import { handler as retentionHandler } from '../../functions/handlers/trimRetention.js';
 import { useLocalAws } from '../../local/environment.js';
 import { localContext } from '../../local/lambdaContext.js';

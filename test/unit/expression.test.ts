@@ -7,8 +7,8 @@ import {
   ExpressionSyntaxError,
   isTruthy,
   toDeliveredBody,
-} from '../../functions/domain/expression.js';
-import { expressionInput, screenMessages, type GroupRules } from '../../functions/domain/filter.js';
+} from '../../functions/domain/groups/expression.js';
+import { expressionInput, screenMessages, type GroupRules } from '../../functions/domain/groups/filter.js';
 import type { LogMessage } from '../../functions/domain/messages.js';
 
 /** Counts jsonata compilations, to show that an expression is compiled once per process. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatReceipt, newLeaseToken, parseReceipt, parseServerMessageId, serverMessageId } from '../../functions/domain/ids.js';
-import { matchesFilter } from '../../functions/domain/filter.js';
+import { matchesFilter } from '../../functions/domain/groups/filter.js';
 import { partitionForKey } from '../../functions/domain/partitioner.js';
 import { parseTime } from '../../functions/domain/time.js';
 

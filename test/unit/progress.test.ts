@@ -12,7 +12,7 @@ import {
   planPull,
   rememberDead,
   type PartitionProgress,
-} from '../../functions/domain/progress.js';
+} from '../../functions/domain/groups/progress.js';
 
 const NOW = 1_000_000;
 const shared = { ordered: false, maxDeliveries: 3 };

@@ -1,4 +1,4 @@
-import { requireGroupCached } from '../groups.js';
+import { requireGroupCached } from '../groups/groups.js';
 import { groupKeyOf, type PushWork, type Stores } from '../ports.js';
 import { pushPartition, type PushPorts } from './worker.js';
 

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /**
  * Standard Webhooks signatures (standardwebhooks.com): the secret is "whsec_" + base64 of 24 random
@@ -6,7 +6,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
  * "v1,<base64 HMAC-SHA256 of '<id>.<timestamp>.<body>'>". Tests verify ours with the `standardwebhooks`
  * package, an independent implementation.
  */
-export const newSigningSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
+export { newSigningSecret } from '../ids.js';
 
 function keyOf(secret: string): Buffer {
   return Buffer.from(secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret, 'base64');

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { ack, leaseForPush, nack, type Delivery } from '../consume.js';
-import { requireGroupCached } from '../groups.js';
-import { backoffSeconds } from '../progress.js';
+import { ack, leaseForPush, nack, type Delivery } from '../groups/consume.js';
+import { requireGroupCached } from '../groups/groups.js';
+import { backoffSeconds } from '../groups/progress.js';
 import { groupKeyOf, type DeliverySetting, type Stores } from '../ports.js';
 import type { PushVerdict } from './reply.js';
 

@@ -1,14 +1,14 @@
-import { SluiceError, validation } from './errors.js';
+import { SluiceError, validation } from '../errors.js';
 import { EXPRESSION_LIMITS } from './expression.js';
 import { matchesFilter, screenMessages, type GroupRules } from './filter.js';
-import { formatReceipt, parseReceipt, type Receipt } from './ids.js';
-import { LIMITS } from './limits.js';
-import { OffsetReader, readFrom, replyBytes } from './logReader.js';
-import type { LogMessage } from './messages.js';
-import { groupKeyOf, topicKeyOf, VersionConflict, type DeadLetter, type Group, type Stores, type Topic } from './ports.js';
+import { formatReceipt, parseReceipt, type Receipt } from '../ids.js';
+import { LIMITS } from '../limits.js';
+import { OffsetReader, readFrom, replyBytes } from '../log/logReader.js';
+import type { LogMessage } from '../messages.js';
+import { groupKeyOf, topicKeyOf, VersionConflict, type DeadLetter, type Group, type Stores, type Topic } from '../ports.js';
 import { applyAcks, applyNacks, applyPull, freshProgress, planPull, type InFlight, type SettleResult } from './progress.js';
 import { requireGroupCached, retryOnConflict, startOffsetOf } from './groups.js';
-import { sleep } from './time.js';
+import { sleep } from '../time.js';
 
 export interface PullRequest {
   readonly max: number;

@@ -1,5 +1,5 @@
 import { evaluateExpression, ExpressionFailure, isTruthy, toDeliveredBody } from './expression.js';
-import type { LogMessage } from './messages.js';
+import type { LogMessage } from '../messages.js';
 
 /** Tag filters with QMQ semantics: a message without tags never matches a tag filter. */
 export interface TagFilter {

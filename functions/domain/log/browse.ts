@@ -1,10 +1,10 @@
-import { SluiceError, validation } from './errors.js';
-import { LIMITS } from './limits.js';
-import { parseServerMessageId } from './ids.js';
+import { SluiceError, validation } from '../errors.js';
+import { LIMITS } from '../limits.js';
+import { parseServerMessageId } from '../ids.js';
 import { messageAt, readFrom } from './logReader.js';
-import type { LogMessage } from './messages.js';
-import { topicKeyOf, type Stores } from './ports.js';
-import { partitionInfo, requireTopic } from './topics.js';
+import type { LogMessage } from '../messages.js';
+import { topicKeyOf, type Stores } from '../ports.js';
+import { partitionInfo, requireTopic } from '../topics.js';
 
 export async function browsePartition(
   stores: Stores,

@@ -1,4 +1,4 @@
-import { topicKeyOf, type LogStore, type Stores, type Topic } from './ports.js';
+import { topicKeyOf, type LogStore, type Stores, type Topic } from '../ports.js';
 
 /**
  * Retention (docs/retention.md): deletes whole segments older than their topic's retention, oldest

@@ -1,12 +1,12 @@
-import { SluiceError, groupNotFound, validation } from './errors.js';
+import { SluiceError, groupNotFound, validation } from '../errors.js';
 import { checkExpression, ExpressionSyntaxError } from './expression.js';
 import type { GroupFilter } from './filter.js';
 import { ackFloor, applyReset, freshProgress, leasedCount } from './progress.js';
-import { newSigningSecret } from './push/signature.js';
-import { groupKeyOf, topicKeyOf, VersionConflict, type DeliverySetting, type Group, type GroupMode, type Stores, type Topic } from './ports.js';
-import { parseTime } from './time.js';
-import { endOffsetOf, partitionInfo, requireTopic, TOPIC_CACHE_MS } from './topics.js';
-import { warmCache } from './warmCache.js';
+import { newSigningSecret } from '../ids.js';
+import { groupKeyOf, topicKeyOf, VersionConflict, type DeliverySetting, type Group, type GroupMode, type Stores, type Topic } from '../ports.js';
+import { parseTime } from '../time.js';
+import { endOffsetOf, partitionInfo, requireTopic, TOPIC_CACHE_MS } from '../topics.js';
+import { warmCache } from '../warmCache.js';
 
 export interface GroupSettings {
   readonly mode: GroupMode;

@@ -1,7 +1,7 @@
-import { serverMessageId } from './ids.js';
-import { iso } from './time.js';
-import type { LogMessage, Segment } from './messages.js';
-import type { LogStore } from './ports.js';
+import { serverMessageId } from '../ids.js';
+import { iso } from '../time.js';
+import type { LogMessage, Segment } from '../messages.js';
+import type { LogStore } from '../ports.js';
 
 export function messageAt(segment: Segment, offset: number): LogMessage | undefined {
   const record = segment.records[offset - segment.base];

@@ -1,10 +1,10 @@
-import { validation } from './errors.js';
-import { LIMITS } from './limits.js';
-import type { LogMessage } from './messages.js';
-import { groupKeyOf, type DeadLetter, type Stores } from './ports.js';
+import { validation } from '../errors.js';
+import { LIMITS } from '../limits.js';
+import type { LogMessage } from '../messages.js';
+import { groupKeyOf, type DeadLetter, type Stores } from '../ports.js';
 import { applyRedrive, freshProgress } from './progress.js';
 import { requireGroup, retryOnConflict, startOffsetOf } from './groups.js';
-import { iso } from './time.js';
+import { iso } from '../time.js';
 
 const CURSOR = /^d#[0-9]{13}#[0-9]{3}#[0-9]{15}$/;
 

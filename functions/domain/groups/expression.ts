@@ -15,7 +15,7 @@
  * a pull from starting new evaluations once it is spent.
  */
 import jsonata from 'jsonata';
-import { LIMITS } from './limits.js';
+import { LIMITS } from '../limits.js';
 
 export const EXPRESSION_LIMITS = {
   /** API.md: an expression whose text is over 4 KB (UTF-8 bytes) is refused at PUT. */

@@ -1,5 +1,5 @@
-import { LIMITS } from './limits.js';
-import { newLeaseToken, type Receipt } from './ids.js';
+import { LIMITS } from '../limits.js';
+import { newLeaseToken, type Receipt } from '../ids.js';
 
 /**
  * Progress of one consumer group on one partition — the whole state of DESIGN.md invariant 3:

@@ -1,6 +1,7 @@
-import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import type { DelayQueue, DelayQueueMessage } from '../domain/ports.js';
 import { instrument } from './instrument.js';
+import { sendInBatches } from './sqsBatch.js';
 
 let client: SQSClient | undefined;
 
@@ -11,9 +12,6 @@ export function sqs(): SQSClient {
   instrument(client.middlewareStack, { meter: false });
   return client;
 }
-
-/** SendMessageBatch takes 10 entries (and 256 KB; our bodies are ~15 KB at most). */
-const BATCH = 10;
 
 /** The wire form of a delay-queue message; read back by parseDelayQueueBody. */
 export const delayQueueBody = (m: DelayQueueMessage) => JSON.stringify({ t: m.topicKey, ids: m.ids });
@@ -40,22 +38,7 @@ export class SqsDelayQueue implements DelayQueue {
   ) {}
 
   async send(messages: readonly DelayQueueMessage[]) {
-    for (let i = 0; i < messages.length; i += BATCH) {
-      let entries = messages.slice(i, i + BATCH).map((m, k) => ({
-        Id: String(k),
-        MessageBody: delayQueueBody(m),
-        DelaySeconds: Math.max(0, Math.min(900, Math.floor(m.delaySeconds))),
-      }));
-      // A batch may succeed partly (throttling, an internal error): the failed entries are sent again.
-      for (let attempt = 0; entries.length > 0; attempt++) {
-        const out = await this.client.send(new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: entries }));
-        const failed = new Set((out.Failed ?? []).map((f) => f.Id));
-        entries = entries.filter((e) => failed.has(e.Id));
-        if (entries.length > 0 && attempt >= 3) {
-          throw new Error(`SQS refused ${entries.length} delay-queue messages: ${JSON.stringify(out.Failed)}`);
-        }
-        if (entries.length > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
-      }
-    }
+    // Whole seconds, rounded down (the landing waits out the rest): sendInBatches rounds up, so floor here.
+    await sendInBatches(this.client, this.queueUrl, messages.map((m) => ({ body: delayQueueBody(m), delaySeconds: Math.floor(m.delaySeconds) })));
   }
 }

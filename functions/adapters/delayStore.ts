@@ -2,6 +2,7 @@ import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, typ
 import { minuteOf, DELAY } from '../domain/delay/limits.js';
 import type { StoredRecord } from '../domain/messages.js';
 import type { DelayStore, LandingChange, PendingDelayed } from '../domain/ports.js';
+import { inBatches } from '../domain/concurrency.js';
 import { batchGetAll } from './batch.js';
 import { failedItem, isConditionFailure, newWriteToken, writtenBy } from './dynamoErrors.js';
 
@@ -201,27 +202,22 @@ export class DynamoDelayStore implements DelayStore {
   }
 
   async markQueued(items: readonly PendingDelayed[]) {
-    let next = 0;
-    const lanes = Array.from({ length: Math.min(16, items.length) }, async () => {
-      while (next < items.length) {
-        const p = items[next++]!;
-        try {
-          await this.client.send(
-            new UpdateCommand({
-              TableName: this.table,
-              Key: { pk: pendingPk(p.topicKey, p.id) },
-              UpdateExpression: 'SET bk = :bk',
-              ConditionExpression: UNCHANGED,
-              ExpressionAttributeValues: { ':bk': bucketOf(true, p.due), ':v': p.version },
-            }),
-          );
-        } catch (error) {
-          // Landed, cancelled or changed meanwhile: nothing to mark.
-          if (!isConditionFailure(error)) throw error;
-        }
+    await inBatches(items, 16, async (p) => {
+      try {
+        await this.client.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { pk: pendingPk(p.topicKey, p.id) },
+            UpdateExpression: 'SET bk = :bk',
+            ConditionExpression: UNCHANGED,
+            ExpressionAttributeValues: { ':bk': bucketOf(true, p.due), ':v': p.version },
+          }),
+        );
+      } catch (error) {
+        // Landed, cancelled or changed meanwhile: nothing to mark.
+        if (!isConditionFailure(error)) throw error;
       }
     });
-    await Promise.all(lanes);
   }
 
   async getSweepCursor() {

@@ -1,5 +1,6 @@
-import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { PushQueue, PushWork } from '../domain/ports.js';
+import { sendInBatches } from './sqsBatch.js';
 
 /** The wire form of push work; read back by parsePushWork. */
 export const pushWorkBody = (w: PushWork) => JSON.stringify({ t: w.topic, g: w.group, p: w.partition });
@@ -16,7 +17,7 @@ export function parsePushWork(body: string): PushWork | undefined {
 
 /**
  * The push work queue on SQS (standard: work may arrive twice or out of order, which is harmless — the
- * worker leases through the group's progress model). SendMessageBatch takes 10 entries.
+ * worker leases through the group's progress model).
  */
 export class SqsPushQueue implements PushQueue {
   constructor(
@@ -25,15 +26,7 @@ export class SqsPushQueue implements PushQueue {
   ) {}
 
   async send(work: readonly PushWork[], delaySeconds: number) {
-    const unique = [...new Map(work.map((w) => [pushWorkBody(w), w])).values()];
-    for (let i = 0; i < unique.length; i += 10) {
-      const entries = unique.slice(i, i + 10).map((w, k) => ({
-        Id: String(k),
-        MessageBody: pushWorkBody(w),
-        DelaySeconds: Math.max(0, Math.min(900, Math.ceil(delaySeconds))),
-      }));
-      const out = await this.client.send(new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: entries }));
-      if (out.Failed && out.Failed.length > 0) throw new Error(`SQS refused ${out.Failed.length} push work messages: ${JSON.stringify(out.Failed)}`);
-    }
+    const unique = [...new Map(work.map((w) => [pushWorkBody(w), w])).keys()];
+    await sendInBatches(this.client, this.queueUrl, unique.map((body) => ({ body, delaySeconds })));
   }
 }

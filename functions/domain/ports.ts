@@ -304,4 +304,6 @@ export interface Stores {
 }
 
 export const topicKeyOf = (topic: Topic) => `${topic.name}@${topic.epoch}`;
+/** The topic name of a topic key (names cannot contain '@'). */
+export const topicNameOf = (topicKey: string) => topicKey.slice(0, topicKey.lastIndexOf('@'));
 export const groupKeyOf = (topic: Topic, group: string) => `${topicKeyOf(topic)}/${group}`;

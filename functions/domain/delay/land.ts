@@ -2,7 +2,7 @@ import { SluiceError } from '../errors.js';
 import { appendAll, type AppendedResult, type Pending } from '../log/append.js';
 import { recordBytes, type StoredRecord } from '../messages.js';
 import { partitionForKey, stickyPartition } from '../partitioner.js';
-import type { LandingChange, PendingDelayed, Stores, Topic } from '../ports.js';
+import { topicKeyOf, topicNameOf, type LandingChange, type PendingDelayed, type Stores, type Topic } from '../ports.js';
 import { sleep } from '../time.js';
 import { requireTopicCached } from '../topics.js';
 import { DELAY } from './limits.js';
@@ -19,11 +19,9 @@ export interface LandingSummary {
 
 /** The topic a pending record belongs to, if that incarnation still exists. */
 async function liveTopic(stores: Stores, topicKey: string): Promise<Topic | undefined> {
-  const at = topicKey.lastIndexOf('@');
-  const name = topicKey.slice(0, at);
   try {
-    const topic = await requireTopicCached(stores, name);
-    return `${topic.name}@${topic.epoch}` === topicKey ? topic : undefined;
+    const topic = await requireTopicCached(stores, topicNameOf(topicKey));
+    return topicKeyOf(topic) === topicKey ? topic : undefined;
   } catch (error) {
     // Only "no such topic" means deleted; any other failure (throttling, a timeout) must not drop
     // messages: it fails the landing, and SQS delivers the queue message again.

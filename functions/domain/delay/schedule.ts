@@ -5,6 +5,7 @@ import { recordBytes, toRecord, type MessageInput, type StoredRecord } from '../
 import { topicKeyOf, type PendingDelayed, type Stores, type Topic } from '../ports.js';
 import { iso, parseTime } from '../time.js';
 import { DELAY } from './limits.js';
+import { inBatches } from '../concurrency.js';
 import { queueDue } from './queueing.js';
 
 export interface ScheduledResult {
@@ -130,13 +131,4 @@ export async function scheduleDelayed(
     out.push({ index: p.index, result: first === p ? answer : { ...answer, duplicate: true } });
   }
   return out;
-}
-
-/** Runs `work` over `items` with at most `width` in flight. */
-export async function inBatches<T>(items: readonly T[], width: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(width, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  });
-  await Promise.all(lanes);
 }

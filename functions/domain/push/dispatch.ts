@@ -1,4 +1,4 @@
-import type { Group, PushWork, Stores, Topic } from '../ports.js';
+import { topicKeyOf, topicNameOf, type Group, type PushWork, type Stores, type Topic } from '../ports.js';
 import { TOPIC_CACHE_MS } from '../topics.js';
 import { warmCache } from '../warmCache.js';
 
@@ -26,10 +26,10 @@ export async function dispatchPush(stores: Stores, segments: ReadonlyArray<{ top
   for (const s of segments) byTopic.set(s.topicKey, (byTopic.get(s.topicKey) ?? new Set()).add(s.partition));
   const work: PushWork[] = [];
   for (const [topicKey, partitions] of byTopic) {
-    const name = topicKey.slice(0, topicKey.lastIndexOf('@'));
+    const name = topicNameOf(topicKey);
     const { topic, groups } = await pushGroupsOf(stores, name);
     // A segment of an older incarnation (a produce racing a delete) has nobody to push to.
-    if (!topic || `${topic.name}@${topic.epoch}` !== topicKey) continue;
+    if (!topic || topicKeyOf(topic) !== topicKey) continue;
     for (const group of groups) for (const partition of partitions) work.push({ topic: name, group: group.name, partition });
   }
   if (work.length > 0) await stores.pushQueue.send(work, 0);

@@ -289,6 +289,21 @@ describe('delay messages', () => {
     expect(await landedIn(api, topic)).toHaveLength(1);
   });
 
+  it('a schedule or a cancel whose reply is lost (the SDK retries it) answers as if it had one reply', async () => {
+    const { topic } = await topicWithGroup(api, { partitions: 1 });
+    injectFault({ command: 'PutItem', when: 'lostReply' });
+    const [scheduled] = await produce(api, topic, [{ body: 'kept', delaySeconds: 1, id: 'lost-1' }]);
+    expect(faultFired()).toBe(true);
+    expect(scheduled).toMatchObject({ id: 'lost-1', status: 'scheduled' });
+    expect((scheduled as any).duplicate).toBeUndefined();
+    const [other] = await produce(api, topic, [{ body: 'cancelled', delaySeconds: 2 }]);
+    injectFault({ command: 'UpdateItem', when: 'lostReply' });
+    expect((await api('DELETE', `/v1/topics/${topic}/delayed/${other!.id}`)).status).toBe(204);
+    expect(faultFired()).toBe(true);
+    await sleep(3500);
+    expect((await landedIn(api, topic)).map((m) => m.body)).toEqual(['kept']);
+  });
+
   it('a sweep that dies between any two AWS calls loses nothing and lands nothing twice (the next sweep finishes)', async () => {
     useQueueReach(1);
     await poller.stop();

@@ -15,6 +15,8 @@ import { dynamoStores } from '../../functions/adapters/stores.js';
 import { forgetConfig, loadConfig } from '../../functions/config.js';
 import { putGroup, type GroupSettings } from '../../functions/domain/groups/groups.js';
 import { pushPartition } from '../../functions/domain/push/worker.js';
+import { runPushWork } from '../../functions/domain/push/runWork.js';
+import { observeDynamoCalls } from '../../functions/adapters/callObserver.js';
 import { produce, sleep, topicWithGroup, uniqueName, useApi } from '../support/api.js';
 import { useLambdaService } from '../support/lambda.js';
 
@@ -265,6 +267,34 @@ describe('push delivery (worker and HTTP sender)', () => {
       [{ body: 'boom', deliveryCount: 2 }],
     ]);
   }, 40_000);
+
+  for (const when of ['after', 'lostReply'] as const) {
+    it(`push work whose AWS calls fail after being applied (${when}), one call at a time: every message delivered, nothing stuck`, async () => {
+      const prepare = async () => {
+        const { topic } = await topicWithGroup(api, { partitions: 1 });
+        const group = await pushGroup(topic, { delivery: { type: 'http', url, batchSize: 10, maxConcurrency: 1, timeoutSeconds: 1 } });
+        await produce(api, topic, [{ body: 'a' }, { body: 'b' }]);
+        return { topic, group };
+      };
+      const work = (topic: string, group: string) => runPushWork(stores(), ports(), { topic, group, partition: 0 }, Date.now() + 8000);
+      const clean = await prepare();
+      let calls = 0;
+      observeDynamoCalls(() => calls++);
+      await work(clean.topic, clean.group);
+      observeDynamoCalls(undefined);
+      expect(calls).toBeGreaterThan(5);
+      for (let nth = 1; nth <= calls; nth++) {
+        const { topic, group } = await prepare();
+        injectFault({ command: '*', when, nth });
+        await work(topic, group).catch(() => undefined);
+        clearFault();
+        // The queue would deliver the work again (or the wake-up); the slot and the leases must not block it.
+        await drain(topic, group, 1, { limitMs: 20_000 });
+        const got = log.filter((l) => l.group === group && l.reply.status === 200).flatMap((l) => l.messages.map((m) => m.body));
+        expect(new Set(got), `${when} at call ${nth} of ${calls}`).toEqual(new Set(['a', 'b']));
+      }
+    }, 240_000);
+  }
 
   it('the deployed stack refuses private push URLs at PUT (400, nothing stored); the local runtime allows them', async () => {
     const { topic } = await topicWithGroup(api, { partitions: 1 });

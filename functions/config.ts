@@ -8,10 +8,15 @@ const ConfigSchema = z.object({
   DEDUP_TABLE: z.string().min(1),
   DELAY_TABLE: z.string().min(1),
   SECRETS_TABLE: z.string().min(1),
+  TRANSACTIONS_TABLE: z.string().min(1),
   /** The local runtime pushes to private and loopback addresses (API.md); the deployed stack never does. */
   SLUICE_PUSH_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false'),
   DELAY_QUEUE_URL: z.string().url(),
   PUSH_QUEUE_URL: z.string().url(),
+  TRANSACTION_TIMEOUT_QUEUE_URL: z.string().url(),
+  CHECK_BACK_QUEUE_URL: z.string().url(),
+  /** The check-back state machine (lib/checkBack.ts); set by the stack, and by the local runtime when it creates it. */
+  CHECK_BACK_STATE_MACHINE_ARN: z.string().min(1).optional(),
   /** Delays up to this many seconds go straight to the delay queue; SQS DelaySeconds stops at 900. */
   SLUICE_DELAY_QUEUE_MAX_SECONDS: z.coerce.number().int().min(1).max(900).default(900),
 });
@@ -24,11 +29,15 @@ export interface Config {
     readonly dedup: string;
     readonly delays: string;
     readonly secrets: string;
+    readonly transactions: string;
   };
   readonly pushAllowPrivate: boolean;
   readonly delayQueueUrl: string;
   readonly pushQueueUrl: string;
   readonly delayQueueMaxSeconds: number;
+  readonly transactionTimeoutQueueUrl: string;
+  readonly checkBackQueueUrl: string;
+  readonly checkBackStateMachineArn?: string;
 }
 
 let cached: Config | undefined;
@@ -48,11 +57,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       dedup: parsed.data.DEDUP_TABLE,
       delays: parsed.data.DELAY_TABLE,
       secrets: parsed.data.SECRETS_TABLE,
+      transactions: parsed.data.TRANSACTIONS_TABLE,
     },
     pushAllowPrivate: parsed.data.SLUICE_PUSH_ALLOW_PRIVATE === 'true',
     delayQueueUrl: parsed.data.DELAY_QUEUE_URL,
     pushQueueUrl: parsed.data.PUSH_QUEUE_URL,
     delayQueueMaxSeconds: parsed.data.SLUICE_DELAY_QUEUE_MAX_SECONDS,
+    transactionTimeoutQueueUrl: parsed.data.TRANSACTION_TIMEOUT_QUEUE_URL,
+    checkBackQueueUrl: parsed.data.CHECK_BACK_QUEUE_URL,
+    ...(parsed.data.CHECK_BACK_STATE_MACHINE_ARN ? { checkBackStateMachineArn: parsed.data.CHECK_BACK_STATE_MACHINE_ARN } : {}),
   };
   if (env === process.env) cached = config;
   return config;

@@ -38,6 +38,25 @@ export const QUEUES = [
     consumer: { handler: 'pushWorker', batchSize: 1, maxBatchingWindowSeconds: 0 },
     purpose: 'Push work: one message per (push group, partition) with messages to deliver, from the log stream\'s dispatcher or the worker\'s own wake-ups (retries after backoff, slow-downs); its consumer delivers that partition.',
   },
+  {
+    id: 'TransactionTimeout',
+    envVar: 'TRANSACTION_TIMEOUT_QUEUE_URL',
+    visibilityTimeoutSeconds: 60,
+    maxReceiveCount: 10,
+    deadLetterRetentionDays: 14,
+    consumer: { handler: 'transactionTimeout', batchSize: 10, maxBatchingWindowSeconds: 0 },
+    purpose: 'One message per prepared transaction, delayed to its timeout (hops of at most 900 s for longer ones): its consumer starts the check-back state machine if the transaction is still prepared.',
+  },
+  {
+    id: 'CheckBack',
+    envVar: 'CHECK_BACK_QUEUE_URL',
+    // The consumer asks the producer (10 s) and may commit: its timeout is 60 s.
+    visibilityTimeoutSeconds: 90,
+    maxReceiveCount: 5,
+    deadLetterRetentionDays: 14,
+    consumer: { handler: 'checkBackWorker', batchSize: 1, maxBatchingWindowSeconds: 0 },
+    purpose: 'Requests of the check-back state machine (SendMessage with a task token): ask the producer whether to commit a transaction, or give up after maxChecks; the consumer answers the token.',
+  },
 ] as const satisfies readonly QueueSpec[];
 
 export type QueueId = (typeof QUEUES)[number]['id'];

@@ -21,6 +21,9 @@ export type TableAccess = Partial<Record<TableId, readonly DynamoAction[]>>;
 
 export type QueueAction = 'SendMessage';
 
+/** StartExecution; SendTaskResponse = SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat on its task tokens. */
+export type StateMachineAction = 'StartExecution' | 'SendTaskResponse';
+
 /** SQS actions a function calls on each queue (the consumer's receive/delete rights come with its event source). */
 export type QueueAccess = Partial<Record<QueueId, readonly QueueAction[]>>;
 
@@ -35,6 +38,8 @@ export interface FunctionSpec {
   /** DynamoDB actions per table (Query covers the table's indexes too). */
   readonly access: TableAccess;
   readonly queues?: QueueAccess;
+  /** What the function may do with the check-back state machine (lib/checkBack.ts). */
+  readonly stateMachine?: readonly StateMachineAction[];
   /**
    * Seconds; DEFAULT_TIMEOUT_SECONDS when absent. Read it through timeoutSecondsOf (the stack and the local
    * runtime both do). API Gateway HTTP APIs wait 30 s at most for an integration.
@@ -159,6 +164,32 @@ export const ROUTES = [
     // A cancel is a conditional update (a mark TTL removes), not a delete: see functions/adapters/delayStore.ts.
     access: { Catalog: readCatalog, Delays: ['UpdateItem'] },
   },
+  {
+    method: 'POST',
+    path: '/v1/transactions',
+    handler: 'prepareTransaction',
+    access: { Catalog: readCatalog, Transactions: ['PutItem'], Secrets: ['GetItem', 'PutItem'] },
+    queues: { TransactionTimeout: ['SendMessage'] },
+  },
+  {
+    method: 'GET',
+    path: '/v1/transactions/{id}',
+    handler: 'getTransaction',
+    access: { Transactions: ['GetItem'] },
+  },
+  {
+    method: 'POST',
+    path: '/v1/transactions/{id}/commit',
+    handler: 'commitTransaction',
+    // One TransactWriteItems: the transaction's UpdateItem, a PutItem per segment and per producer id.
+    access: { Catalog: readCatalog, Transactions: ['GetItem', 'UpdateItem'], Log: ['Query', 'PutItem'], Dedup: ['BatchGetItem', 'PutItem'] },
+  },
+  {
+    method: 'POST',
+    path: '/v1/transactions/{id}/rollback',
+    handler: 'rollbackTransaction',
+    access: { Transactions: ['GetItem', 'UpdateItem'] },
+  },
 ] as const satisfies readonly RouteSpec[];
 
 export type HandlerName = (typeof ROUTES)[number]['handler'];
@@ -240,6 +271,36 @@ export const PUSH_WORKER_FUNCTION = {
 } as const satisfies FunctionSpec;
 
 /**
+ * The transaction timeout queue's consumer: starts the check-back state machine for a transaction still
+ * prepared at its timeout (or rolls back one without a check-back).
+ */
+export const TRANSACTION_TIMEOUT_FUNCTION = {
+  handler: 'transactionTimeout',
+  access: { Transactions: ['GetItem', 'UpdateItem'] },
+  queues: { TransactionTimeout: ['SendMessage'] },
+  stateMachine: ['StartExecution'],
+  timeoutSeconds: 30,
+} as const satisfies FunctionSpec;
+
+/**
+ * The check-back queue's consumer: asks the producer's endpoint (signed HTTPS POST, or a Lambda invoke
+ * that the producer's function allows this role), applies the decision and answers the state machine.
+ */
+export const CHECK_BACK_WORKER_FUNCTION = {
+  handler: 'checkBackWorker',
+  access: {
+    Catalog: readCatalog,
+    Transactions: ['GetItem', 'UpdateItem'],
+    Log: ['Query', 'PutItem'],
+    Dedup: ['BatchGetItem', 'PutItem'],
+    Secrets: ['GetItem', 'PutItem'],
+  },
+  stateMachine: ['SendTaskResponse'],
+  // The CheckBack queue's visibility timeout (90 s) must be at least this.
+  timeoutSeconds: 60,
+} as const satisfies FunctionSpec;
+
+/**
  * Every function that is not an API route, so that a queue's or a stream's consumer (lib/queues.ts,
  * lib/streams.ts) is found by its handler name. The stack creates the API key authorizer only with
  * auth=apiKey; the others always.
@@ -251,6 +312,8 @@ export const NON_ROUTE_FUNCTIONS = [
   DELAY_SWEEP_FUNCTION,
   PUSH_DISPATCH_FUNCTION,
   PUSH_WORKER_FUNCTION,
+  TRANSACTION_TIMEOUT_FUNCTION,
+  CHECK_BACK_WORKER_FUNCTION,
 ] as const satisfies readonly FunctionSpec[];
 
 /** The non-route function whose handler is `handler`; throws when none is declared. */

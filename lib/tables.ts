@@ -72,10 +72,17 @@ export const TABLES = [
     purpose: 'Pending delayed messages, pk "<topic>@<epoch>#<id>", and the delay sweep cursor (pk "sweep#cursor").',
   },
   {
+    id: 'Transactions',
+    envVar: 'TRANSACTIONS_TABLE',
+    partitionKey: { name: 'pk', type: 'S' },
+    ttlAttribute: 'exp',
+    purpose: 'Transactions, pk = transaction id: state, prepared messages (until the decision), checks, decision and commit results.',
+  },
+  {
     id: 'Secrets',
     envVar: 'SECRETS_TABLE',
     partitionKey: { name: 'pk', type: 'S' },
-    purpose: 'Push signing secrets by group, pk "<topic>@<epoch>/<group>": only putGroup and the push worker may read or write it.',
+    purpose: 'Push signing secrets by group, pk "<topic>@<epoch>/<group>", and the transaction check-back secret (pk "#transactions/check-back"): only the functions that sign or hand them out may read them.',
   },
   {
     id: 'ApiKeys',

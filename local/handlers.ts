@@ -29,12 +29,18 @@ export const API_HANDLERS: Record<HandlerName, () => Promise<{ handler: ApiHandl
   listDelayed: () => import('../functions/handlers/listDelayed.js'),
   getDelayed: () => import('../functions/handlers/getDelayed.js'),
   cancelDelayed: () => import('../functions/handlers/cancelDelayed.js'),
+  prepareTransaction: () => import('../functions/handlers/prepareTransaction.js'),
+  getTransaction: () => import('../functions/handlers/getTransaction.js'),
+  commitTransaction: () => import('../functions/handlers/commitTransaction.js'),
+  rollbackTransaction: () => import('../functions/handlers/rollbackTransaction.js'),
 };
 
 /** The consumer of each queue of lib/queues.ts, by handler name (its `consumer.handler`). */
 export const QUEUE_HANDLERS: Record<string, () => Promise<{ handler: SqsHandler }>> = {
   landDelayed: () => import('../functions/handlers/landDelayed.js'),
   pushWorker: () => import('../functions/handlers/pushWorker.js'),
+  transactionTimeout: () => import('../functions/handlers/transactionTimeout.js'),
+  checkBackWorker: () => import('../functions/handlers/checkBackWorker.js'),
 };
 
 export type ScheduledHandler = (event: unknown, context: Context) => Promise<unknown>;

@@ -126,6 +126,20 @@ def patch_sqs():
     models.Queue.wait_for_messages = wait_for_messages
 
 
+def enable_state_machine_execution(port):
+    """Step Functions executions run (moto's ASL interpreter) instead of only being recorded.
+
+    The same switch as POST /moto-api/config {"stepfunctions": {"execute_state_machine": true}}, set before
+    the first request so no client has to. The interpreter's service tasks (sqs:sendMessage.waitForTaskToken
+    for the transaction check-back) call this server over HTTP on MOTO_PORT, which defaults to 5000: point
+    it at our port.
+    """
+    from moto.core.config import default_user_config
+
+    os.environ["MOTO_PORT"] = str(port)
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -139,6 +153,7 @@ def main():
         patch_dynamodb_streams()
     if os.environ.get("SLUICE_MOTO_TRANSACTIONS", "patched") != "stock":
         patch_transactions()
+    enable_state_machine_execution(args.port)
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, SerializedDynamoDB(app), threaded=True, request_handler=MotoRequestHandler)
 

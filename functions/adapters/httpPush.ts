@@ -48,21 +48,36 @@ function guardedLookup(allowPrivate: boolean): LookupFunction {
   };
 }
 
+/** What a signed POST came back with: the reply (status, retry-after, body text capped), or why there was none. */
+export type SignedPostOutcome =
+  | { readonly status: number; readonly retryAfter?: string; readonly text: string }
+  | { readonly failure: string };
+
 /** POSTs one signed batch; every outcome becomes a verdict (network errors and timeouts fail the batch). */
 export async function postBatch(target: HttpPushTarget, messageId: string, body: string, options: HttpPushOptions): Promise<PushVerdict> {
+  const outcome = await postSigned(target, messageId, body, options);
+  if ('failure' in outcome) return { kind: 'failed', reason: outcome.failure };
+  return httpVerdict(outcome.status, outcome.retryAfter, outcome.text);
+}
+
+/**
+ * POSTs a body signed with Standard Webhooks headers (push batches, transaction check-backs) to a URL that
+ * must be https and public (unless private addresses are allowed); never follows redirects.
+ */
+export async function postSigned(target: HttpPushTarget, messageId: string, body: string, options: HttpPushOptions): Promise<SignedPostOutcome> {
   let url: URL;
   try {
     url = new URL(target.url);
   } catch {
-    return { kind: 'failed', reason: 'push URL does not parse' };
+    return { failure: 'URL does not parse' };
   }
   if (url.protocol !== 'https:' && !(options.allowPrivateAddresses && url.protocol === 'http:')) {
-    return { kind: 'failed', reason: `push URL scheme ${url.protocol} is not allowed` };
+    return { failure: `URL scheme ${url.protocol} is not allowed` };
   }
   // An IP literal never goes through a lookup: check it here.
   const literal = url.hostname.replace(/^\[|\]$/g, '');
   if (!options.allowPrivateAddresses && isIP(literal) !== 0 && !isPublicAddress(literal)) {
-    return { kind: 'failed', reason: `push URL host ${url.hostname} is not a public address` };
+    return { failure: `URL host ${url.hostname} is not a public address` };
   }
   const headers = {
     ...target.headers,
@@ -72,13 +87,13 @@ export async function postBatch(target: HttpPushTarget, messageId: string, body:
     ...signatureHeaders(target.signingSecret, messageId, body),
   };
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-  return new Promise<PushVerdict>((resolve) => {
+  return new Promise<SignedPostOutcome>((resolve) => {
     let settled = false;
-    const finish = (verdict: PushVerdict) => {
+    const finish = (outcome: SignedPostOutcome) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      resolve(verdict);
+      resolve(outcome);
     };
     const req = send(url, { method: 'POST', headers, lookup: guardedLookup(options.allowPrivateAddresses) }, (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
@@ -92,19 +107,17 @@ export async function postBatch(target: HttpPushTarget, messageId: string, body:
       const done = () => {
         const text = Buffer.concat(chunks).subarray(0, MAX_REPLY_BYTES).toString('utf8');
         const retryAfter = res.headers['retry-after'];
-        finish(httpVerdict(res.statusCode ?? 0, Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, text));
+        finish({ status: res.statusCode ?? 0, text, ...(retryAfter !== undefined ? { retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter } : {}) });
       };
       res.on('end', done);
       res.on('close', done);
-      res.on('error', () => finish({ kind: 'failed', reason: 'the reply broke off' }));
+      res.on('error', () => finish({ failure: 'the reply broke off' }));
     });
     const timer = setTimeout(() => {
       req.destroy();
-      finish({ kind: 'failed', reason: `no reply within ${target.timeoutSeconds} s` });
+      finish({ failure: `no reply within ${target.timeoutSeconds} s` });
     }, target.timeoutSeconds * 1000);
-    req.on('error', (error) =>
-      finish({ kind: 'failed', reason: error instanceof PushRefused ? error.message : `network error: ${error.message}` }),
-    );
+    req.on('error', (error) => finish({ failure: error instanceof PushRefused ? error.message : `network error: ${error.message}` }));
     req.end(body);
   });
 }

@@ -24,6 +24,33 @@ function toSegment(partition: number, item: Record<string, unknown>): Segment {
   };
 }
 
+/** A segment item as stored (also written by transaction commits, functions/adapters/transactionStore.ts). */
+export function segmentItem(topicKey: string, segment: SegmentWrite, writeToken: string) {
+  return {
+    pk: logPk(topicKey, segment.partition),
+    sk: segment.base,
+    n: segment.records.length,
+    ts: segment.producedAt,
+    m: JSON.stringify(segment.records),
+    w: writeToken,
+  };
+}
+
+/** The offset is taken only if no segment starts there yet; ALL_OLD returns the one that does (no extra read units). */
+export const SEGMENT_CONDITION = { ConditionExpression: 'attribute_not_exists(pk)', ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const };
+
+/** The transaction action that records a producer id (an expired record that TTL has not removed yet no longer counts). */
+export function dedupPut(dedupTable: string, topicKey: string, id: DedupEntry, idExpiresAt: number, nowSeconds: number) {
+  return {
+    Put: {
+      TableName: dedupTable,
+      Item: { pk: dedupPk(topicKey, id.id), id: id.id, p: id.partition, o: id.offset, exp: idExpiresAt },
+      ConditionExpression: 'attribute_not_exists(pk) OR exp < :now',
+      ExpressionAttributeValues: { ':now': nowSeconds },
+    },
+  };
+}
+
 /** The offset after a segment item in wire form (as a condition failure returns it). */
 function segmentEnd(item: Record<string, AttributeValue> | undefined): number | undefined {
   if (!item?.sk?.N || !item.n?.N) return undefined;
@@ -72,17 +99,9 @@ export class DynamoLogStore implements LogStore {
     // A token of this append: when the SDK retries a write whose reply was lost after DynamoDB applied
     // it, the retry fails its condition on our own segment; the token tells "ours" from "someone else's".
     const writeToken = newWriteToken();
-    const item = {
-      pk: logPk(topicKey, segment.partition),
-      sk: segment.base,
-      n: segment.records.length,
-      ts: segment.producedAt,
-      m: JSON.stringify(segment.records),
-      w: writeToken,
-    };
+    const item = segmentItem(topicKey, segment, writeToken);
     // The append's whole correctness: the offset is taken only if no segment starts there yet.
-    // ALL_OLD returns the segment that holds the offset with the condition failure (no extra read units).
-    const condition = { ConditionExpression: 'attribute_not_exists(pk)', ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const };
+    const condition = SEGMENT_CONDITION;
     if (ids.length === 0 && landings.length === 0) {
       try {
         await this.client.send(new PutCommand({ TableName: this.table, Item: item, ...condition }));
@@ -101,15 +120,7 @@ export class DynamoLogStore implements LogStore {
         new TransactWriteCommand({
           TransactItems: [
             { Put: { TableName: this.table, Item: item, ...condition } },
-            ...ids.map((id) => ({
-              Put: {
-                TableName: this.dedupTable,
-                Item: { pk: dedupPk(topicKey, id.id), id: id.id, p: id.partition, o: id.offset, exp: idExpiresAt },
-                // An expired record that TTL has not removed yet no longer de-duplicates.
-                ConditionExpression: 'attribute_not_exists(pk) OR exp < :now',
-                ExpressionAttributeValues: { ':now': Math.floor(segment.producedAt / 1000) },
-              },
-            })),
+            ...ids.map((id) => dedupPut(this.dedupTable, topicKey, id, idExpiresAt, Math.floor(segment.producedAt / 1000))),
             // Delayed messages landing in this segment: their pending records go (or advance) with it.
             ...landings.map((landing) => landingAction(this.delayTable, landing)),
           ],

@@ -7,7 +7,9 @@ export type ErrorCode =
   | 'Conflict'
   | 'PayloadTooLarge'
   | 'Throttled'
-  | 'NotSupported';
+  | 'NotSupported'
+  | 'TransactionNotFound'
+  | 'TransactionTooLarge';
 
 export class SluiceError extends Error {
   constructor(

@@ -13,9 +13,11 @@ export type InvocationErrorCode = 'FunctionTimeout' | 'ResponseTooLarge' | 'Inte
 const STATUS: Record<ErrorCode | InvocationErrorCode | 'InternalError' | 'NotFound' | 'MethodNotAllowed', number> = {
   ValidationError: 400,
   NotSupported: 400,
+  TransactionTooLarge: 400,
   TopicNotFound: 404,
   GroupNotFound: 404,
   MessageNotFound: 404,
+  TransactionNotFound: 404,
   NotFound: 404,
   MethodNotAllowed: 405,
   Conflict: 409,

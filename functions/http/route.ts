@@ -3,7 +3,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import type { z } from 'zod';
-import { loadConfig } from '../config.js';
+import { loadConfig, type Config } from '../config.js';
 import { dynamoStores } from '../adapters/stores.js';
 import { SluiceError, validation } from '../domain/errors.js';
 import { LIMITS } from '../domain/limits.js';
@@ -31,6 +31,8 @@ export interface RouteInput<P, Q, B> {
   readonly query: Q;
   readonly body: B;
   readonly stores: Stores;
+  /** The validated configuration (for handlers that need ports besides the stores). */
+  readonly config: Config;
   /**
    * Epoch ms by which the domain should have finished its reply: now + the invocation's remaining time −
    * DEADLINE_MARGIN_MS. Work still running after it risks the function's timeout (on AWS: stopped part-way,
@@ -96,7 +98,8 @@ export function apiRoute<P = undefined, Q = undefined, B = undefined>(spec: Rout
     const params = parse(spec.params, event.pathParameters ?? {}, 'path');
     const query = parse(spec.query, event.queryStringParameters ?? {}, 'query');
     const body = parse(spec.body, spec.body ? readBody(event) : undefined, 'body');
-    const reply = await spec.run({ params, query, body, stores: dynamoStores(loadConfig()), deadline });
+    const config = loadConfig();
+    const reply = await spec.run({ params, query, body, stores: dynamoStores(config), config, deadline });
     return {
       statusCode: reply.status,
       headers: { 'content-type': 'application/json' },

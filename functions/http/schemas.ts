@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { LIMITS } from '../domain/limits.js';
+import { TX } from '../domain/transactions/limits.js';
+import { TRANSACTION_ID } from '../domain/transactions/prepare.js';
 
 /** Input schemas of the API (API.md). Every bound names the limit in domain/limits.ts. */
 export const Name = z.string().regex(LIMITS.namePattern, 'must match [A-Za-z0-9_.-]{1,128}');
@@ -75,35 +77,40 @@ const ProducerId = z
   .max(LIMITS.maxIdLength)
   .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
 
-const Message = z
-  .object({
-    body: FreeJson.optional(),
-    bodyBase64: z.base64().optional(),
-    key: z.string().min(1).max(LIMITS.maxKeyLength).optional(),
-    tags: z.array(Tag).max(LIMITS.maxTags).optional(),
-    headers: z
-      .record(z.string().min(1).max(LIMITS.maxHeaderNameLength), z.string().max(LIMITS.maxHeaderValueLength))
-      .refine((h) => Object.keys(h).length <= LIMITS.maxHeaders, `at most ${LIMITS.maxHeaders} headers`)
-      .optional(),
-    id: ProducerId.optional(),
-    partition: z.number().int().min(0).max(LIMITS.maxPartitions - 1).optional(),
-    delaySeconds: z.number().int().min(0).max(63_072_000).optional(),
-    deliverAt: z.union([z.string().min(1).max(64), z.number().int().min(0)]).optional(),
-    repeat: z
-      .object({ everySeconds: z.number().int().min(1).max(63_072_000), times: z.number().int().min(1).max(10_000) })
-      .strict()
-      .optional(),
-  })
-  .strict()
-  .superRefine((m, ctx) => {
-    if (m.body === undefined && m.bodyBase64 === undefined) ctx.addIssue({ code: 'custom', message: 'body (or bodyBase64) is required' });
-    if (m.body !== undefined && m.bodyBase64 !== undefined) ctx.addIssue({ code: 'custom', message: 'give body or bodyBase64, not both' });
-    if (m.delaySeconds !== undefined && m.deliverAt !== undefined) ctx.addIssue({ code: 'custom', message: 'give delaySeconds or deliverAt, not both' });
-  });
+const MessageFields = {
+  body: FreeJson.optional(),
+  bodyBase64: z.base64().optional(),
+  key: z.string().min(1).max(LIMITS.maxKeyLength).optional(),
+  tags: z.array(Tag).max(LIMITS.maxTags).optional(),
+  headers: z
+    .record(z.string().min(1).max(LIMITS.maxHeaderNameLength), z.string().max(LIMITS.maxHeaderValueLength))
+    .refine((h) => Object.keys(h).length <= LIMITS.maxHeaders, `at most ${LIMITS.maxHeaders} headers`)
+    .optional(),
+  id: ProducerId.optional(),
+  partition: z.number().int().min(0).max(LIMITS.maxPartitions - 1).optional(),
+  delaySeconds: z.number().int().min(0).max(63_072_000).optional(),
+  deliverAt: z.union([z.string().min(1).max(64), z.number().int().min(0)]).optional(),
+  repeat: z
+    .object({ everySeconds: z.number().int().min(1).max(63_072_000), times: z.number().int().min(1).max(10_000) })
+    .strict()
+    .optional(),
+};
+
+type MessageShape = z.infer<z.ZodObject<typeof MessageFields>>;
+
+function checkMessage(m: MessageShape, ctx: z.RefinementCtx) {
+  if (m.body === undefined && m.bodyBase64 === undefined) ctx.addIssue({ code: 'custom', message: 'body (or bodyBase64) is required' });
+  if (m.body !== undefined && m.bodyBase64 !== undefined) ctx.addIssue({ code: 'custom', message: 'give body or bodyBase64, not both' });
+  if (m.delaySeconds !== undefined && m.deliverAt !== undefined) ctx.addIssue({ code: 'custom', message: 'give delaySeconds or deliverAt, not both' });
+}
+
+const Message = z.object(MessageFields).strict().superRefine(checkMessage);
 
 export const ProduceBody = z
   .object({ messages: z.array(Message).min(1).max(LIMITS.maxMessagesPerProduce) })
   .strict();
+
+const LambdaArn = z.string().regex(/^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]+)?$/, 'must be a Lambda function ARN');
 
 const Time = z.union([z.string().min(1).max(64), z.number().int().min(0)]);
 
@@ -136,7 +143,7 @@ const Delivery = z.discriminatedUnion('type', [
   z
     .object({
       type: z.literal('lambda'),
-      functionArn: z.string().regex(/^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]+)?$/, 'must be a Lambda function ARN'),
+      functionArn: LambdaArn,
       batchSize: z.number().int().min(1).max(100).default(10),
       maxConcurrency: z.number().int().min(1).max(100).default(8),
       timeoutSeconds: z.number().int().min(1).max(30).default(30),
@@ -211,3 +218,24 @@ export const DeadLetterQuery = z.object({ limit: queryInt(1, 100).default(50), a
 
 export const DelayedParams = z.object({ topic: Name, id: ProducerId });
 export const DelayedQuery = z.object({ limit: queryInt(1, 100).default(50), after: z.string().min(1).max(256).optional() }).strict();
+
+/** API.md "Transactions": each message names its topic; the rest of it is a produce message. */
+export const TransactionBody = z
+  .object({
+    messages: z
+      .array(z.object({ topic: Name, ...MessageFields }).strict().superRefine(checkMessage))
+      .min(1)
+      .max(TX.maxMessages),
+    timeoutSeconds: z.number().int().min(TX.minTimeoutSeconds).max(TX.maxTimeoutSeconds).default(TX.defaultTimeoutSeconds),
+    checkBack: z
+      .union([
+        z.object({ url: z.string().max(2048).url().refine((u) => /^https?:\/\//i.test(u), 'must be an https:// URL (http:// only on the local runtime)') }).strict(),
+        z.object({ functionArn: LambdaArn }).strict(),
+      ])
+      .optional(),
+    maxChecks: z.number().int().min(TX.minMaxChecks).max(TX.maxMaxChecks).default(TX.defaultMaxChecks),
+    checkIntervalSeconds: z.number().int().min(TX.minCheckIntervalSeconds).max(TX.maxCheckIntervalSeconds).default(TX.defaultCheckIntervalSeconds),
+  })
+  .strict();
+
+export const TransactionParams = z.object({ id: z.string().regex(TRANSACTION_ID, 'must be a transaction id') });

@@ -9,11 +9,13 @@ import { BrokerApi } from './constructs/api.js';
 import { BrokerFunction } from './constructs/brokerFunction.js';
 import { DelaySweep } from './constructs/delaySweep.js';
 import { BrokerQueues } from './constructs/queues.js';
+import { CheckBack } from './constructs/checkBack.js';
 import { sluiceParameterNames } from './constructs/sluiceExports.js';
 import { StreamConsumers } from './constructs/streams.js';
 import { Storage } from './constructs/storage.js';
 import { QUEUES } from './queues.js';
 import {
+  CHECK_BACK_WORKER_FUNCTION,
   DELAY_SWEEP_FUNCTION,
   PUSH_DISPATCH_FUNCTION,
   PUSH_WORKER_FUNCTION,
@@ -59,6 +61,9 @@ export class SluiceStack extends Stack {
   /** The push worker's role: Lambda subscribers allow it to invoke their function (lib/subscriber.ts). */
   readonly pushWorkerRoleArn: string;
   readonly alarms?: BrokerAlarms;
+  readonly checkBack: CheckBack;
+  /** The check-back worker's role: a producer's check-back Lambda allows it lambda:InvokeFunction. */
+  readonly checkBackWorkerRoleArn: string;
 
   constructor(scope: Construct, id: string, props: SluiceStackProps) {
     super(scope, id, props);
@@ -68,10 +73,16 @@ export class SluiceStack extends Stack {
     this.queues = new BrokerQueues(this, 'Queues');
     const { tables } = this.storage;
     const queues = this.queues.queues;
+    this.checkBack = new CheckBack(this, 'CheckBack', { queue: queues.CheckBack, logRetention });
+    const stateMachine = this.checkBack.stateMachine;
     // Every function gets every table name and queue URL (functions/config.ts requires them all).
-    const environment = { ...this.storage.environment(), ...this.queues.environment() };
-    this.api = new BrokerApi(this, 'Api', { auth: config.auth, tables, queues, environment, logRetention, limits: config });
-    const consumers = this.queues.addConsumers({ tables, environment, logRetention });
+    const environment = {
+      ...this.storage.environment(),
+      ...this.queues.environment(),
+      CHECK_BACK_STATE_MACHINE_ARN: stateMachine.stateMachineArn,
+    };
+    this.api = new BrokerApi(this, 'Api', { auth: config.auth, tables, queues, environment, logRetention, limits: config, stateMachine });
+    const consumers = this.queues.addConsumers({ tables, environment, logRetention, stateMachine });
     this.delaySweep = new DelaySweep(this, 'DelaySweep', { tables, queues, environment, logRetention });
     this.streams = new StreamConsumers(this, 'Streams', { tables, queues, environment, logRetention });
     const pushWorker = consumers[PUSH_WORKER_FUNCTION.handler];
@@ -79,6 +90,9 @@ export class SluiceStack extends Stack {
     // The worker has no lambda:InvokeFunction of its own: each subscriber's function allows this role in
     // its resource-based policy (lib/subscriber.ts), so the worker can invoke exactly the subscribed functions.
     this.pushWorkerRoleArn = pushWorker.role.roleArn;
+    const checkBackWorker = consumers[CHECK_BACK_WORKER_FUNCTION.handler];
+    if (!checkBackWorker?.role) throw new Error(`no consumer function ${CHECK_BACK_WORKER_FUNCTION.handler} (lib/queues.ts)`);
+    this.checkBackWorkerRoleArn = checkBackWorker.role.roleArn;
 
     const retention = new BrokerFunction(this, 'Retention', {
       spec: RETENTION_FUNCTION,
@@ -114,6 +128,19 @@ export class SluiceStack extends Stack {
               `Sluice push dispatcher: it processed Log stream records over ${PUSH_DISPATCH_ITERATOR_AGE_ALARM_MS / 1000} s old ` +
               'in two 5-minute periods in a row, so push deliveries are at least that late (docs/deploy.md, "Push delivery").',
           },
+          ...Object.fromEntries(
+            this.checkBack.metricUnfinished().map((metric) => [
+              `CheckBack${metric.metricName.replace(/^Executions/, '')}`,
+              {
+                metric,
+                threshold: 1,
+                evaluationPeriods: 1,
+                description:
+                  `Sluice transaction check-back: an execution ${metric.metricName.replace(/^Executions/, '').toLowerCase()} ` +
+                  '(a transaction whose check-back did not finish; docs/transactions.md, "Operations").',
+              },
+            ]),
+          ),
           OverdueDelayed: {
             metric: this.delaySweep.metricOverdue(),
             threshold: 1,
@@ -144,6 +171,11 @@ export class SluiceStack extends Stack {
       value: this.pushWorkerRoleArn,
       description: 'The role that invokes Lambda subscribers: a subscribed function must allow it lambda:InvokeFunction',
     });
+    new CfnOutput(this, 'CheckBackWorkerRoleArn', {
+      value: this.checkBackWorkerRoleArn,
+      description: 'The role that invokes check-back Lambdas of transactions: such a function must allow it lambda:InvokeFunction',
+    });
+    new CfnOutput(this, 'CheckBackStateMachineArn', { value: stateMachine.stateMachineArn, description: 'The transaction check-back state machine' });
     new StringParameter(this, 'ApiUrlParameter', {
       parameterName: parameters.apiUrl,
       stringValue: this.api.httpApi.apiEndpoint,

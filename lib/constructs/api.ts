@@ -6,6 +6,7 @@ import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { QueueId } from '../queues.js';
 import { API_KEY_AUTHORIZER, ROUTES, type FunctionSpec, type RouteSpec } from '../routes.js';
@@ -19,6 +20,7 @@ export interface BrokerApiProps {
   readonly queues: Record<QueueId, IQueue>;
   readonly environment: Record<string, string>;
   readonly logRetention: RetentionDays;
+  readonly stateMachine: IStateMachine;
   /** Reserved concurrency and throttling (lib/stackConfig.ts); lib/routes.ts says which option applies to which function. */
   readonly limits: LimitsConfig;
 }
@@ -40,6 +42,7 @@ export class BrokerApi extends Construct {
         queues: props.queues,
         environment: props.environment,
         logRetention: props.logRetention,
+        stateMachine: props.stateMachine,
         ...(spec.reservedConcurrencyOption ? { reservedConcurrency: props.limits[spec.reservedConcurrencyOption] } : {}),
       }).fn;
 

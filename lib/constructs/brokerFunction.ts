@@ -5,6 +5,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { fileURLToPath } from 'node:url';
 import type { QueueId } from '../queues.js';
@@ -20,6 +21,8 @@ export interface BrokerFunctionProps {
   readonly queues: Record<QueueId, IQueue>;
   readonly environment: Record<string, string>;
   readonly logRetention: RetentionDays;
+  /** The check-back state machine, for the functions whose spec lists `stateMachine` actions. */
+  readonly stateMachine?: IStateMachine;
   /** Reserved concurrency: a cap on the function and a share of the account's pool kept for it. None by default. */
   readonly reservedConcurrency?: number;
 }
@@ -89,6 +92,13 @@ export class BrokerFunction extends Construct {
     for (const [queueId, actions] of Object.entries(props.spec.queues ?? {})) {
       const queue = props.queues[queueId as QueueId];
       this.fn.addToRolePolicy(new PolicyStatement({ actions: actions.map((a) => `sqs:${a}`), resources: [queue.queueArn] }));
+    }
+    const machineActions = props.spec.stateMachine ?? [];
+    if (machineActions.length > 0) {
+      if (!props.stateMachine) throw new Error(`${props.spec.handler} uses the check-back state machine, but none was given`);
+      // states:StartExecution on the state machine; SendTaskSuccess / Failure / Heartbeat on it.
+      if (machineActions.includes('StartExecution')) props.stateMachine.grantStartExecution(this.fn);
+      if (machineActions.includes('SendTaskResponse')) props.stateMachine.grantTaskResponse(this.fn);
     }
   }
 }

@@ -4,6 +4,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { QUEUES, type QueueId, type QueueSpec } from '../queues.js';
 import { nonRouteFunction, timeoutSecondsOf } from '../routes.js';
@@ -15,6 +16,8 @@ export interface QueueConsumerProps {
   /** The shared environment (table names and queue URLs). */
   readonly environment: Record<string, string>;
   readonly logRetention: RetentionDays;
+  /** The check-back state machine (its worker answers task tokens; the timeout consumer starts executions). */
+  readonly stateMachine: IStateMachine;
 }
 
 /**
@@ -73,6 +76,7 @@ export class BrokerQueues extends Construct {
         queues: this.queues,
         environment: props.environment,
         logRetention: props.logRetention,
+        stateMachine: props.stateMachine,
       }).fn;
       // Grants the consumer ReceiveMessage, DeleteMessage, ChangeMessageVisibility, GetQueueAttributes
       // and GetQueueUrl on this queue only.

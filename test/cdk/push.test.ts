@@ -132,7 +132,7 @@ describe('push delivery in the stack', () => {
     expect(whoMay('sqs:ReceiveMessage', arnOf(failureQueue))).toEqual([]);
   });
 
-  it('only putGroup and the push worker touch the Secrets table: putGroup reads and writes, the worker reads', () => {
+  it('only putGroup, the push worker and the transaction check-back signers touch the Secrets table', () => {
     const secrets = tableId('Secrets');
     const onSecrets = (r: any) => JSON.stringify(r).includes(`"${secrets}"`);
     const actions: Record<string, string[]> = {};
@@ -143,6 +143,9 @@ describe('push delivery in the stack', () => {
     expect(Object.fromEntries(Object.entries(actions).map(([h, a]) => [h, a.sort()]))).toEqual({
       putGroup: ['dynamodb:GetItem', 'dynamodb:PutItem'],
       pushWorker: ['dynamodb:GetItem'],
+      // The check-back signing secret: made by the first prepare with a check-back URL, read when signing checks.
+      prepareTransaction: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+      checkBackWorker: ['dynamodb:GetItem', 'dynamodb:PutItem'],
     });
   });
 

@@ -92,7 +92,9 @@ function grantsOf(handler: string): string[] {
     names[deadLetters] = `queue:${id}DeadLetters`;
   }
   for (const [name, logical] of Object.entries(streamFailureQueueIds())) names[logical] = `queue:${name}`;
+  for (const logical of Object.keys(resourcesOf(t, 'AWS::StepFunctions::StateMachine'))) names[logical] = 'state-machine:CheckBack';
   const nameOf = (resource: any): string => {
+    if (typeof resource?.Ref === 'string' && names[resource.Ref]?.startsWith('state-machine:')) return names[resource.Ref]!;
     if (resource?.['Fn::GetAtt']?.[1] === 'Arn') return names[resource['Fn::GetAtt'][0]] ?? JSON.stringify(resource);
     if (resource?.['Fn::GetAtt']?.[1] === 'StreamArn') return streams[resource['Fn::GetAtt'][0]] ?? JSON.stringify(resource);
     if (resource?.['Fn::Join']) {
@@ -132,6 +134,10 @@ function expectedGrantsOf(spec: FunctionSpec): string[] {
   }
   for (const [queue, actions] of Object.entries(spec.queues ?? {})) {
     for (const action of actions!) lines.push(`sqs:${action} queue:${queue}`);
+  }
+  for (const action of spec.stateMachine ?? []) {
+    const granted = action === 'StartExecution' ? ['StartExecution'] : ['SendTaskFailure', 'SendTaskHeartbeat', 'SendTaskSuccess'];
+    for (const a of granted) lines.push(`states:${a} state-machine:CheckBack`);
   }
   for (const queue of QUEUES as readonly QueueSpec[]) {
     if (queue.consumer.handler === spec.handler) for (const action of CONSUME_ACTIONS) lines.push(`sqs:${action} queue:${queue.id}`);
@@ -250,7 +256,7 @@ describe('CDK stack', () => {
       for (const spec of TABLES) expect(vars[spec.envVar], handlerOf(fn)).toEqual({ Ref: tableIds[spec.id] });
       for (const spec of QUEUES) expect(vars[spec.envVar], handlerOf(fn)).toEqual({ Ref: queueIds[spec.id]!.queue });
     }
-    expect(Object.keys(queueIds)).toEqual(['Delay', 'Push']);
+    expect(Object.keys(queueIds)).toEqual(['Delay', 'Push', 'TransactionTimeout', 'CheckBack']);
     expect(functions[functionIdOf('produce')]!.Properties.Environment.Variables.DELAY_QUEUE_URL).toBeDefined();
   });
 
@@ -349,8 +355,9 @@ describe('CDK stack', () => {
     const alarms = Object.values(resourcesOf(t, 'AWS::CloudWatch::Alarm'));
     const fnCount = Object.keys(functions).length;
     // + 1: pull's concurrency (the next test); + 1 per queue: its dead-letter queue; + 1: overdue delayed messages;
-    // + 1 per stream consumer: its on-failure queue; + 1: the push dispatcher's stream lag.
-    expect(alarms).toHaveLength(2 * fnCount + 2 * TABLES.length + 1 + QUEUES.length + 1 + STREAMS.length + 1);
+    // + 1 per stream consumer: its on-failure queue; + 1: the push dispatcher's stream lag; + 3: check-back
+    // executions failed, timed out, aborted (test/cdk/transactions.test.ts).
+    expect(alarms).toHaveLength(2 * fnCount + 2 * TABLES.length + 1 + QUEUES.length + 1 + STREAMS.length + 1 + 3);
     const metricNames = alarms.map((a) => a.Properties.MetricName);
     expect(metricNames.filter((m) => m === 'Errors')).toHaveLength(fnCount);
     expect(metricNames.filter((m) => m === 'Throttles')).toHaveLength(fnCount);

@@ -101,7 +101,8 @@ describe('check-back', () => {
     const arn = 'arn:aws:lambda:us-east-1:123456789012:function:check-back-test';
     const payloads: Array<{ id: string; check: number }> = [];
     lambda.service!.register(arn, {
-      handler: async (event: { id: string; check: number }) => {
+      handler: async (input: unknown) => {
+        const event = input as { id: string; check: number };
         payloads.push(event);
         if (event.check === 1) throw new Error('database unavailable');
         return { decision: 'rollback' };

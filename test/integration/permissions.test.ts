@@ -16,8 +16,12 @@ import {
   PUSH_WORKER_FUNCTION,
   RETENTION_FUNCTION,
   ROUTES,
+  CHECK_BACK_WORKER_FUNCTION,
+  TRANSACTION_TIMEOUT_FUNCTION,
   type FunctionSpec,
 } from '../../lib/routes.js';
+import { transactionPorts } from '../../functions/adapters/transactionPorts.js';
+import { onTransactionTimeout, runCheck } from '../../functions/domain/transactions/checkBack.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pushPorts } from '../../functions/adapters/pushPorts.js';
@@ -59,6 +63,9 @@ function actionsOf(command: string, input: any): Array<[string, string]> {
     const queue = QUEUES.find((q) => process.env[q.envVar] === input.QueueUrl);
     return [[`queue:${queue?.id ?? input.QueueUrl}`, 'SendMessage']];
   }
+  // Step Functions: the check-back state machine (lib/routes.ts `stateMachine`).
+  if (command === 'StartExecutionCommand') return [['state-machine', 'StartExecution']];
+  if (['SendTaskSuccessCommand', 'SendTaskFailureCommand', 'SendTaskHeartbeatCommand'].includes(command)) return [['state-machine', 'SendTaskResponse']];
   return [['?', command]];
 }
 
@@ -137,6 +144,32 @@ describe('IAM grants cover what every function does', () => {
     } finally {
       await new Promise<void>((r) => sink.close(() => r()));
     }
+    // Transactions: prepare (the check-back secret), get, commit (with a producer id), rollback, a commit
+    // after the topic is gone (rolls back); the timeout consumer starting check-back; the worker committing.
+    const decider = createServer((_req, res) => res.end(JSON.stringify({ decision: 'commit' })));
+    await new Promise<void>((r) => decider.listen(0, '127.0.0.1', () => r()));
+    try {
+      const checkBack = { url: `http://127.0.0.1:${(decider.address() as AddressInfo).port}/` };
+      const tx = (await api('POST', '/v1/transactions', { messages: [{ topic, body: 't', id: 'tx-p' }], checkBack })).body.id;
+      await api('GET', `/v1/transactions/${tx}`);
+      await api('POST', `/v1/transactions/${tx}/commit`);
+      const rolled = (await api('POST', '/v1/transactions', { messages: [{ topic, body: 'r' }] })).body.id;
+      await api('POST', `/v1/transactions/${rolled}/rollback`);
+      const checked = await api('POST', '/v1/transactions', { messages: [{ topic, body: 'c', id: 'tx-c' }], checkBack });
+      const ports = transactionPorts(loadConfig());
+      await currentInvocation.run({ functionName: TRANSACTION_TIMEOUT_FUNCTION.handler }, () =>
+        onTransactionTimeout(ports, checked.body.id, Date.parse(checked.body.expiresAt)),
+      );
+      await currentInvocation.run({ functionName: CHECK_BACK_WORKER_FUNCTION.handler }, () =>
+        runCheck(stores, ports, { id: checked.body.id, check: 1, taskToken: 'a-token-no-execution-waits-for' }, Date.now() + 8000),
+      );
+      const gone = await topicWithGroup(api, { partitions: 1 });
+      const orphan = (await api('POST', '/v1/transactions', { messages: [{ topic: gone.topic, body: 'o' }] })).body.id;
+      await api('DELETE', gone.base);
+      await api('POST', `/v1/transactions/${orphan}/commit`);
+    } finally {
+      await new Promise<void>((r) => decider.close(() => r()));
+    }
     await currentInvocation.run({ functionName: RETENTION_FUNCTION.handler }, () =>
       // This topic far in the future (its segments are deleted), then a pass over every topic as of now:
       // a pass over every topic far ahead would trim the topics of test files running beside this one.
@@ -146,14 +179,31 @@ describe('IAM grants cover what every function does', () => {
     // Again after the delete: the pass clears the buried topic's log.
     await currentInvocation.run({ functionName: RETENTION_FUNCTION.handler }, () => trimAllTopics(dynamoStores(loadConfig())));
 
-    for (const spec of [...ROUTES, DELAY_LANDING_FUNCTION, DELAY_SWEEP_FUNCTION, PUSH_DISPATCH_FUNCTION, PUSH_WORKER_FUNCTION]) {
+    for (const spec of [
+      ...ROUTES,
+      DELAY_LANDING_FUNCTION,
+      DELAY_SWEEP_FUNCTION,
+      PUSH_DISPATCH_FUNCTION,
+      PUSH_WORKER_FUNCTION,
+      TRANSACTION_TIMEOUT_FUNCTION,
+      CHECK_BACK_WORKER_FUNCTION,
+    ]) {
       expect(used.has(spec.handler), `${spec.handler} was never called`).toBe(true);
     }
   });
 
   it('lib/routes.ts grants every action each function performed', () => {
     const specs = new Map<string, FunctionSpec>(
-      [...ROUTES, RETENTION_FUNCTION, DELAY_LANDING_FUNCTION, DELAY_SWEEP_FUNCTION, PUSH_DISPATCH_FUNCTION, PUSH_WORKER_FUNCTION].map((s) => [
+      [
+        ...ROUTES,
+        RETENTION_FUNCTION,
+        DELAY_LANDING_FUNCTION,
+        DELAY_SWEEP_FUNCTION,
+        PUSH_DISPATCH_FUNCTION,
+        PUSH_WORKER_FUNCTION,
+        TRANSACTION_TIMEOUT_FUNCTION,
+        CHECK_BACK_WORKER_FUNCTION,
+      ].map((s) => [
         s.handler,
         s as FunctionSpec,
       ]),
@@ -169,7 +219,9 @@ describe('IAM grants cover what every function does', () => {
         const parts = entry.split(':');
         const action = parts.pop()!;
         const resource = parts.join(':');
-        const granted = resource.startsWith('queue:')
+        const granted = resource === 'state-machine'
+          ? ((spec.stateMachine ?? []) as readonly string[])
+          : resource.startsWith('queue:')
           ? ((spec.queues ?? {}) as Record<string, readonly string[] | undefined>)[resource.slice('queue:'.length)] ?? []
           : ((spec.access as Record<string, readonly string[] | undefined>)[resource] ?? []);
         if (!granted.includes(action)) missing.push(`${fn}: ${action} on ${resource}`);

@@ -172,6 +172,15 @@ if (!process.env.BENCH_SKIP_DELAY) {
   if (delay.status !== 0) process.exitCode = delay.status ?? 1;
 }
 
+if (!process.env.BENCH_SKIP_TRANSACTIONS) {
+  // The transactions bench (bench/transactions.ts): likewise a process of its own, with its own emulator.
+  const transactions = spawnSync(process.execPath, [...process.execArgv, new URL('./transactions.ts', import.meta.url).pathname], {
+    stdio: 'inherit',
+    env: startingEnv,
+  });
+  if (transactions.status !== 0) process.exitCode = transactions.status ?? 1;
+}
+
 if (!process.env.BENCH_SKIP_PUSH) {
   // The push bench (bench/push.ts): likewise a process of its own, with its own emulator.
   const push = spawnSync(process.execPath, [...process.execArgv, new URL('./push.ts', import.meta.url).pathname], { stdio: 'inherit', env: startingEnv });

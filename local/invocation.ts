@@ -1,15 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import {
-  API_KEY_AUTHORIZER,
-  DELAY_LANDING_FUNCTION,
-  DELAY_SWEEP_FUNCTION,
-  PUSH_DISPATCH_FUNCTION,
-  PUSH_WORKER_FUNCTION,
-  RETENTION_FUNCTION,
-  ROUTES,
-  timeoutSecondsOf,
-  type FunctionSpec,
-} from '../lib/routes.js';
+import { NON_ROUTE_FUNCTIONS, ROUTES, timeoutSecondsOf, type FunctionSpec } from '../lib/routes.js';
 
 /** Which function an in-process invocation belongs to, as a Lambda sandbox would know implicitly. */
 export const currentInvocation = new AsyncLocalStorage<{ readonly functionName: string }>();
@@ -25,7 +15,7 @@ export const LAMBDA_MAX_RESPONSE_BYTES = 6_291_556;
 export const HTTP_API_INTEGRATION_TIMEOUT_MS = 30_000;
 
 /** Every function lib/routes.ts declares. */
-export const FUNCTIONS: readonly FunctionSpec[] = [...ROUTES, RETENTION_FUNCTION, API_KEY_AUTHORIZER, DELAY_LANDING_FUNCTION, DELAY_SWEEP_FUNCTION, PUSH_DISPATCH_FUNCTION, PUSH_WORKER_FUNCTION];
+export const FUNCTIONS: readonly FunctionSpec[] = [...ROUTES, ...NON_ROUTE_FUNCTIONS];
 
 /** A function's timeout in ms, by handler name, as lib/routes.ts declares it. */
 export function functionTimeoutMs(handler: string): number {

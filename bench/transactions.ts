@@ -1,0 +1,214 @@
+/**
+ * Transactions bench (`npm run bench:transactions`; `npm run bench` runs it after its own tables): on the
+ * local runtime (API gateway, handlers, the TransactionTimeout and CheckBack queues' pollers, the check-back
+ * state machine executed by the emulator), in one run:
+ *
+ * 1. commit throughput and latency next to plain produce: one message (prepare + commit vs one produce), and
+ *    three messages in three topics (one transaction vs three produces), with request units per message;
+ * 2. the check-back start delay: transactions left prepared, timeouts 2..6 s, a check-back URL answering
+ *    commit; delay = when the endpoint received check 1 − the transaction's expiresAt;
+ * 3. cost per million transactions at AWS list prices, committed in time and checked back once.
+ *
+ * Knobs: BENCH_TX_COUNT (200 per throughput case), BENCH_TX_CHECKED (100), SLUICE_SQS_POLLERS (5).
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { cpus, totalmem } from 'node:os';
+import { readMeter, startMetering } from '../functions/adapters/metering.js';
+import { MOTO_VERSION } from '../local/emulator.js';
+import { startLocalRuntime } from '../local/runtime.js';
+
+const COUNT = Number(process.env.BENCH_TX_COUNT ?? 200);
+const CHECKED = Number(process.env.BENCH_TX_CHECKED ?? 100);
+const CONCURRENCY = 4;
+const BODY_BYTES = 200;
+process.env.SLUICE_SQS_POLLERS ??= '5';
+
+/** AWS list prices, us-east-1 (docs/performance.md, "Prices"). */
+const PRICE = {
+  wru: 0.625 / 1e6,
+  rru: 0.125 / 1e6,
+  sqsRequest: 0.4 / 1e6,
+  lambdaRequest: 0.2 / 1e6,
+  lambdaGbSecond: 0.0000133334,
+  apiRequest: 1.0 / 1e6,
+  /** Step Functions Standard: $0.025 per 1,000 state transitions. */
+  stateTransition: 25 / 1e6,
+};
+/** Lambda time per API call or queue batch on AWS (a few DynamoDB calls of ~5-10 ms): an assumption, at 512 MB. */
+const LAMBDA_MS = 30;
+const LAMBDA_GB = 0.5;
+/** State transitions of a check-back decided at the first check: Ask the producer, Decided?, Decided. */
+const TRANSITIONS_ONE_CHECK = 3;
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+async function call(method: string, url: string, payload?: unknown): Promise<any> {
+  const res = await fetch(url, { method, ...(payload !== undefined ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) } : {}) });
+  if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${await res.text()}`);
+  return res.status === 204 ? undefined : res.json();
+}
+const body = () => randomBytes(BODY_BYTES / 2).toString('hex');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const pct = (values: readonly number[], p: number) => {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+};
+const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '—');
+
+/** Runs `count` operations with CONCURRENCY in flight; returns seconds and each operation's latency (ms). */
+async function timed(count: number, op: (i: number) => Promise<void>) {
+  let next = 0;
+  const latencies: number[] = [];
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < count) {
+        const i = next++;
+        const t0 = performance.now();
+        await op(i);
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  return { seconds: (performance.now() - started) / 1000, latencies };
+}
+
+interface Row {
+  name: string;
+  messagesPerOp: number;
+  opsPerSecond: number;
+  p50: number;
+  p99: number;
+  wruPerMessage: number;
+  rruPerMessage: number;
+}
+
+async function main() {
+  const runtime = await startLocalRuntime({ apiPort: 0, tablePrefix: `benchtx${Date.now().toString(36)}`, log: () => undefined });
+  const api = runtime.apiUrl;
+  const topics = [0, 1, 2].map(() => `benchtx-${randomBytes(3).toString('hex')}`);
+  const rows: Row[] = [];
+  const received = new Map<string, number>();
+  const decider = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const check = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id: string; check: number };
+      if (check.check === 1 && !received.has(check.id)) received.set(check.id, Date.now());
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ decision: 'commit' }));
+    });
+  });
+  await new Promise<void>((r) => decider.listen(0, '127.0.0.1', () => r()));
+  const deciderUrl = `http://127.0.0.1:${(decider.address() as AddressInfo).port}/check`;
+  let checkBack = { delays: [] as number[], decided: 0, wru: 0, rru: 0 };
+  try {
+    for (const t of topics) await call('PUT', `${api}/v1/topics/${t}`, { partitions: 4 });
+    const measure = async (name: string, messagesPerOp: number, op: (i: number) => Promise<void>) => {
+      startMetering();
+      const { seconds, latencies } = await timed(COUNT, op);
+      const meter = readMeter();
+      rows.push({
+        name,
+        messagesPerOp,
+        opsPerSecond: COUNT / seconds,
+        p50: pct(latencies, 50),
+        p99: pct(latencies, 99),
+        wruPerMessage: meter.writeUnits / (COUNT * messagesPerOp),
+        rruPerMessage: meter.readUnits / (COUNT * messagesPerOp),
+      });
+    };
+    await measure('produce, 1 message', 1, async () => {
+      await call('POST', `${api}/v1/topics/${topics[0]}/messages`, { messages: [{ body: body() }] });
+    });
+    await measure('transaction, 1 message (prepare + commit)', 1, async () => {
+      const tx = await call('POST', `${api}/v1/transactions`, { messages: [{ topic: topics[0], body: body() }], timeoutSeconds: 3600 });
+      await call('POST', `${api}/v1/transactions/${tx.id}/commit`);
+    });
+    await measure('produce, 3 messages to 3 topics (3 requests)', 3, async () => {
+      for (const t of topics) await call('POST', `${api}/v1/topics/${t}/messages`, { messages: [{ body: body() }] });
+    });
+    await measure('transaction, 3 messages in 3 topics', 3, async () => {
+      const tx = await call('POST', `${api}/v1/transactions`, { messages: topics.map((t) => ({ topic: t, body: body() })), timeoutSeconds: 3600 });
+      await call('POST', `${api}/v1/transactions/${tx.id}/commit`);
+    });
+
+    // Check-back: prepared and left; the check-back asks the decider, which answers commit.
+    startMetering();
+    const prepared: Array<{ id: string; expiresAt: number }> = [];
+    for (let i = 0; i < CHECKED; i++) {
+      const tx = await call('POST', `${api}/v1/transactions`, {
+        messages: [{ topic: topics[1], body: body() }],
+        timeoutSeconds: 2 + (i % 5),
+        checkBack: { url: deciderUrl },
+      });
+      prepared.push({ id: tx.id, expiresAt: Date.parse(tx.expiresAt) });
+    }
+    const cap = Math.max(...prepared.map((p) => p.expiresAt)) + 60_000;
+    let decided = 0;
+    while (Date.now() < cap) {
+      decided = 0;
+      for (const p of prepared) if ((await call('GET', `${api}/v1/transactions/${p.id}`)).state === 'committed') decided++;
+      if (decided === prepared.length) break;
+      await sleep(1000);
+    }
+    const meter = readMeter();
+    checkBack = {
+      delays: prepared.flatMap((p) => (received.has(p.id) ? [received.get(p.id)! - p.expiresAt] : [])),
+      decided,
+      wru: meter.writeUnits / CHECKED,
+      rru: meter.readUnits / CHECKED,
+    };
+  } finally {
+    await new Promise<void>((r) => decider.close(() => r()));
+    await runtime.stop();
+  }
+
+  console.log(`\nTransactions bench — ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, moto ${MOTO_VERSION}`);
+  console.log(`${BODY_BYTES}-byte bodies, ${CONCURRENCY} concurrent clients, ${COUNT} operations per row; request units from item sizes (DynamoDB rounding, transactional writes count twice)\n`);
+  console.log('| operation | ops/s | messages/s | latency p50 (ms) | p99 (ms) | WRU/msg | RRU/msg |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows) {
+    console.log(`| ${r.name} | ${f(r.opsPerSecond)} | ${f(r.opsPerSecond * r.messagesPerOp)} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.wruPerMessage, 2)} | ${f(r.rruPerMessage, 2)} |`);
+  }
+  const one = rows[1]!;
+  const plain = rows[0]!;
+  console.log(`\nCommitted-transaction throughput / plain produce (1 message): ${f((one.opsPerSecond / plain.opsPerSecond) * 100)}%`);
+  const d = checkBack.delays;
+  console.log(`\nCheck-back start delay (check 1 received − expiresAt), ${d.length} of ${CHECKED} transactions checked, ${checkBack.decided} committed by check-back; target p99 ≤ 1000 ms`);
+  console.log('| p50 (ms) | p99 (ms) | max (ms) | min (ms) |');
+  console.log('|---:|---:|---:|---:|');
+  console.log(`| ${f(pct(d, 50))} | ${f(pct(d, 99))} | ${f(d.length ? Math.max(...d) : NaN)} | ${f(d.length ? Math.min(...d) : NaN)} |`);
+
+  // Cost per million transactions of one 200-byte message, at list prices.
+  const lambdaCall = PRICE.lambdaRequest + (LAMBDA_MS / 1000) * LAMBDA_GB * PRICE.lambdaGbSecond;
+  const inTime = {
+    api: 2 * PRICE.apiRequest,
+    lambda: 2 * lambdaCall + lambdaCall / 10, // prepare, commit; the timeout consumer, batches of 10
+    dynamo: one.wruPerMessage * PRICE.wru + one.rruPerMessage * PRICE.rru + PRICE.rru, // + the timeout consumer's GetItem
+    sqs: (1 + 2 / 10) * PRICE.sqsRequest, // the timeout message; receive + delete per batch of 10
+    stepFunctions: 0,
+  };
+  const checked = {
+    api: 1 * PRICE.apiRequest, // prepare only
+    lambda: lambdaCall + lambdaCall / 10 + lambdaCall, // prepare; timeout consumer; the check-back worker (batch of 1)
+    dynamo: checkBack.wru * PRICE.wru + checkBack.rru * PRICE.rru,
+    sqs: (1 + 2 / 10) * PRICE.sqsRequest + 3 * PRICE.sqsRequest, // timeout message; the state machine's request: send, receive, delete
+    stepFunctions: TRANSITIONS_ONE_CHECK * PRICE.stateTransition,
+  };
+  const total = (c: Record<string, number>) => Object.values(c).reduce((a, b) => a + b, 0);
+  console.log('\nCost per million transactions (one 200-byte message each), USD at us-east-1 list prices');
+  console.log('| case | API Gateway | Lambda | DynamoDB | SQS | Step Functions | total |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  for (const [name, c] of [
+    ['committed in time', inTime],
+    ['checked back once (answered commit)', checked],
+  ] as const) {
+    const m = (x: number) => (x * 1e6).toFixed(2);
+    console.log(`| ${name} | ${m(c.api)} | ${m(c.lambda)} | ${m(c.dynamo)} | ${m(c.sqs)} | ${m(c.stepFunctions)} | ${m(total(c))} |`);
+  }
+  console.log(`(Lambda at ${LAMBDA_MS} ms × ${LAMBDA_GB * 1024} MB per call, an assumption; a check-back decided at check n adds ${3} transitions per further check.)`);
+}
+
+await main();

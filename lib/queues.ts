@@ -54,7 +54,9 @@ export const QUEUES = [
     visibilityTimeoutSeconds: 90,
     maxReceiveCount: 5,
     deadLetterRetentionDays: 14,
-    consumer: { handler: 'checkBackWorker', batchSize: 1, maxBatchingWindowSeconds: 0 },
+    // Up to 10 requests per invocation, asked in parallel: Lambda's SQS event source starts with 5 concurrent
+    // batches, and a burst of timeouts must not queue behind them (bench/transactions.ts, check-back delay).
+    consumer: { handler: 'checkBackWorker', batchSize: 10, maxBatchingWindowSeconds: 0 },
     purpose: 'Requests of the check-back state machine (SendMessage with a task token): ask the producer whether to commit a transaction, or give up after maxChecks; the consumer answers the token.',
   },
 ] as const satisfies readonly QueueSpec[];

@@ -138,6 +138,55 @@ def enable_state_machine_execution(port):
 
     os.environ["MOTO_PORT"] = str(port)
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
+    if os.environ.get("SLUICE_MOTO_SFN", "patched") != "stock":
+        reuse_task_clients()
+        parse_definitions_once()
+
+
+def reuse_task_clients():
+    """One boto3 client per service and region for the interpreter's service tasks, instead of one per task.
+
+    moto 5.2.5 builds a new boto3 client for every task it runs (asl/utils/boto_client.py): ~50-100 ms of
+    CPU each, loading the service model, under the GIL. With 60 check-backs starting within 5 s, the
+    state machines reached the producer 4.4 s (p50) after their start (bench/transactions.ts). boto3
+    clients are thread-safe; the interpreter passes the same dummy credentials to all of them.
+    """
+    import boto3
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    clients = {}
+    lock = threading.Lock()
+
+    class CachingBoto3:
+        @staticmethod
+        def client(**kwargs):
+            key = (kwargs.get("service_name"), kwargs.get("region_name"), kwargs.get("endpoint_url"))
+            with lock:
+                if key not in clients:
+                    clients[key] = boto3.client(**kwargs)
+                return clients[key]
+
+    boto_client.boto3 = CachingBoto3
+
+
+def parse_definitions_once():
+    """Each execution parsed its state machine's definition again (ANTLR in Python: 54 ms for the check-back
+    machine, under the GIL): parse each definition once. The parsed program is a tree of declarations that
+    executions only read (their state lives in each execution's Environment)."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.backend import execution_worker
+
+    parsed = {}
+    lock = threading.Lock()
+
+    def entrypoint(self):
+        definition = self._evaluation_details.state_machine_details.definition
+        with lock:
+            if definition not in parsed:
+                parsed[definition] = AmazonStateLanguageParser.parse(definition)[0]
+            return parsed[definition]
+
+    execution_worker.ExecutionWorker._get_evaluation_entrypoint = entrypoint
 
 
 def main():

@@ -17,6 +17,8 @@ export interface AppendedResult {
  * on the offset being free, so a stale hint costs one failed write and a re-read, never a gap.
  */
 const tailHints = new Map<string, number>();
+/** Partitions whose hint is the end of a segment that beat this process to an offset (see tryAppend). */
+const hintsFromWinners = new Set<string>();
 
 /**
  * Appends under way in this process, per partition. Concurrent requests of one process (the local
@@ -231,8 +233,16 @@ async function tryAppend(
     }
     if (error instanceof OffsetTaken) {
       // The winner's segment came back with the failure: its end is where to try next (no tail read).
-      if (error.endOfWinner !== undefined) tailHints.set(hintKey, error.endOfWinner);
-      else tailHints.delete(hintKey);
+      // Unless this try was already at a winner's end: then the log has moved on by more than one segment
+      // (writers this process never hears of, such as transaction commits), and walking it one segment per
+      // failed write would take as many tries as segments; the next try reads the tail instead.
+      if (error.endOfWinner !== undefined && !hintsFromWinners.has(hintKey)) {
+        tailHints.set(hintKey, error.endOfWinner);
+        hintsFromWinners.add(hintKey);
+      } else {
+        tailHints.delete(hintKey);
+        hintsFromWinners.delete(hintKey);
+      }
       return 'offset-taken';
     }
     if (error instanceof IdsTaken) {
@@ -249,6 +259,7 @@ async function tryAppend(
     throw error;
   }
   tailHints.set(hintKey, base + remaining.length);
+  hintsFromWinners.delete(hintKey);
   remaining.forEach((p, i) => {
     const offset = base + i;
     results[p.index] = { id: p.record.i ?? serverMessageId(producedAt, partition, offset), partition, offset };
@@ -257,4 +268,7 @@ async function tryAppend(
 }
 
 /** For tests: forget the tail hints, as a cold Lambda would. */
-export const forgetTailHints = () => tailHints.clear();
+export const forgetTailHints = () => {
+  tailHints.clear();
+  hintsFromWinners.clear();
+};

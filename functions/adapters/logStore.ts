@@ -1,9 +1,10 @@
 import { PutCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import type { Segment, StoredRecord } from '../domain/messages.js';
+import type { Segment } from '../domain/messages.js';
 import { IdsTaken, LandingsGone, OffsetTaken, type DedupEntry, type LandingChange, type LogStore, type SegmentWrite } from '../domain/ports.js';
 import { landingAction } from './delayStore.js';
 import { batchDeleteAll } from './batch.js';
+import { decodeRecords, encodeRecords } from './segmentCodec.js';
 import { cancellationCodes, cancellationItem, failedItem, isConditionFailure, isTransactionConflict, newWriteToken, writtenBy } from './dynamoErrors.js';
 
 /**
@@ -20,7 +21,7 @@ function toSegment(partition: number, item: Record<string, unknown>): Segment {
     base: item.sk as number,
     count: item.n as number,
     producedAt: item.ts as number,
-    records: JSON.parse(item.m as string) as StoredRecord[],
+    records: decodeRecords(item),
   };
 }
 
@@ -31,7 +32,7 @@ export function segmentItem(topicKey: string, segment: SegmentWrite, writeToken:
     sk: segment.base,
     n: segment.records.length,
     ts: segment.producedAt,
-    m: JSON.stringify(segment.records),
+    ...encodeRecords(segment.records),
     w: writeToken,
   };
 }

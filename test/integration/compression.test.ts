@@ -1,0 +1,102 @@
+/**
+ * Segment compression (functions/adapters/segmentCodec.ts): compressible segments are stored as brotli
+ * (`z`), small or incompressible ones as JSON (`m`), segments written before compression stay readable,
+ * and a compressed append losing its reply is still recognised as its own.
+ */
+import { randomBytes } from 'node:crypto';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { afterEach, describe, expect, it } from 'vitest';
+import { dynamo } from '../../functions/adapters/dynamoClient.js';
+import { clearFault, faultFired, injectFault } from '../../functions/adapters/faults.js';
+import { serverMessageId } from '../../functions/domain/ids.js';
+import { produce, pullAll, topicWithGroup, useApi } from '../support/api.js';
+
+
+async function storedSegment(topicKey: string, partition: number, base: number) {
+  return (await dynamo().send(new GetCommand({ TableName: process.env.LOG_TABLE!, Key: { pk: `${topicKey}#${partition}`, sk: base }, ConsistentRead: true }))).Item;
+}
+
+async function topicKey(topic: string) {
+  const { dynamoStores } = await import('../../functions/adapters/stores.js');
+  const { loadConfig } = await import('../../functions/config.js');
+  const t = await dynamoStores(loadConfig()).catalog.getTopic(topic);
+  return `${t!.name}@${t!.epoch}`;
+}
+
+const order = (i: number) => ({
+  orderId: `ord-${100000 + i}`,
+  customer: { id: `c-${i}`, name: 'Jane Doe', email: `jane${i}@example.com` },
+  items: [{ sku: 'SKU-1234', qty: 2, price: 19.99 }],
+  status: 'created',
+  note: 'naïve café ☕',
+});
+
+describe('segment compression', () => {
+  const api = useApi();
+  afterEach(() => clearFault());
+
+  it('a compressible batch is stored compressed and reads back exactly (pull, browse, lookup), base64 bodies included', async () => {
+    const t = await topicWithGroup(api, { partitions: 1, group: {} });
+    const messages = Array.from({ length: 100 }, (_, i) => (i % 10 === 9 ? { bodyBase64: Buffer.from(`binary ${i}`).toString('base64') } : { body: order(i), key: `c-${i}`, tags: ['order'] }));
+    const results = await produce(api, t.topic, messages);
+    const item = await storedSegment(await topicKey(t.topic), 0, 0);
+    expect(item!.z).toBeInstanceOf(Uint8Array);
+    expect(item!.m).toBeUndefined();
+    const json = Buffer.byteLength(JSON.stringify(messages));
+    expect((item!.z as Uint8Array).length).toBeLessThan(json / 5);
+    const pulled = await pullAll(api, t.groupPath);
+    expect(pulled).toHaveLength(100);
+    // Unkeyed messages may be appended apart from keyed ones: compare each message at the offset produce answered.
+    const sent = new Map(results.map((r, i) => [r.offset, messages[i]!]));
+    for (const m of pulled) {
+      const original = sent.get(m.offset)!;
+      if ('body' in original) expect(m).toMatchObject({ body: original.body, key: original.key, tags: ['order'] });
+      else expect(m.bodyBase64).toBe(original.bodyBase64);
+    }
+    const browsed = await api('GET', `/v1/topics/${t.topic}/partitions/0/messages?from=0&limit=100`);
+    expect(browsed.body.messages.map((m: { body?: unknown; bodyBase64?: string }) => m.body ?? m.bodyBase64)).toEqual(pulled.map((m) => m.body ?? m.bodyBase64));
+    expect((await api('GET', `/v1/topics/${t.topic}/messages/${results[42]!.id}`)).body.body).toEqual(order(42));
+  });
+
+  it('small and incompressible segments stay JSON (compression would not save a billed kilobyte)', async () => {
+    const t = await topicWithGroup(api, { partitions: 1 });
+    await produce(api, t.topic, [{ body: 'tiny' }]);
+    // ~1.5 KB of base64 random bytes: brotli gets it to ~1.1 KB, both two billed kilobytes.
+    await produce(api, t.topic, [{ bodyBase64: randomBytes(1100).toString('base64') }]);
+    const key = await topicKey(t.topic);
+    expect((await storedSegment(key, 0, 0))!.m).toBe(JSON.stringify([{ b: 'tiny' }]));
+    const random = await storedSegment(key, 0, 1);
+    expect(typeof random!.m).toBe('string');
+    expect(random!.z).toBeUndefined();
+  });
+
+  it('segments written before compression (JSON in m) stay readable next to compressed ones', async () => {
+    const t = await topicWithGroup(api, { partitions: 1, group: {} });
+    const key = await topicKey(t.topic);
+    const producedAt = Date.now();
+    // Exactly the item the previous version wrote.
+    await dynamo().send(
+      new PutCommand({
+        TableName: process.env.LOG_TABLE!,
+        Item: { pk: `${key}#0`, sk: 0, n: 2, ts: producedAt, m: JSON.stringify([{ b: { old: 1 } }, { b: { old: 2 }, k: 'k' }]), w: 'old' },
+      }),
+    );
+    await produce(api, t.topic, Array.from({ length: 50 }, (_, i) => ({ body: order(i) })));
+    expect((await storedSegment(key, 0, 2))!.z).toBeDefined();
+    const pulled = await pullAll(api, t.groupPath);
+    expect(pulled.slice(0, 2).map((m) => m.body)).toEqual([{ old: 1 }, { old: 2 }]);
+    expect(pulled).toHaveLength(52);
+    expect((await api('GET', `/v1/topics/${t.topic}/messages/${serverMessageId(producedAt, 0, 1)}`)).body).toMatchObject({ body: { old: 2 }, key: 'k' });
+  });
+
+  it('a compressed append whose reply is lost is recognised as its own on the retry: one offset set', async () => {
+    const t = await topicWithGroup(api, { partitions: 1 });
+    injectFault({ command: 'PutItem', when: 'lostReply' });
+    const results = await produce(api, t.topic, Array.from({ length: 60 }, (_, i) => ({ body: order(i) })));
+    expect(faultFired()).toBe(true);
+    expect(results.map((r) => r.offset)).toEqual([...Array(60).keys()]);
+    const browsed = await api('GET', `/v1/topics/${t.topic}/partitions/0/messages?from=0&limit=100`);
+    expect(browsed.body.messages).toHaveLength(60);
+    expect((await storedSegment(await topicKey(t.topic), 0, 0))!.z).toBeDefined();
+  });
+});

@@ -29,15 +29,39 @@ const ROUNDS = 3;
  * first and small: moto deep-copies every table a transaction touches, once per action, so its
  * transactions slow down as tables grow — that row's rates measure moto, its request units are the point.
  */
-const CASES = [
+type BodyKind = 'hex' | 'json' | 'random';
+const CASES: Array<{ batch: number; ids?: boolean; messages: number; rounds: number; body?: BodyKind }> = [
   { batch: 100, ids: true, messages: 500, rounds: 1 },
   { batch: 1, messages: 200, rounds: ROUNDS },
   { batch: 10, messages: 1000, rounds: ROUNDS },
   { batch: 100, messages: 4000, rounds: ROUNDS },
+  // Segment compression (functions/adapters/segmentCodec.ts) by body: realistic JSON, and random bytes.
+  { batch: 100, messages: 2000, rounds: 1, body: 'json' },
+  { batch: 100, messages: 2000, rounds: 1, body: 'random' },
 ];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-const body = () => randomBytes(BODY_BYTES / 2).toString('hex');
+let sequence = 0;
+/**
+ * About BODY_BYTES of body: 'hex' (the default rows: random hex, which brotli halves), 'json' (an order
+ * event with repetitive field names, as real payloads are), 'random' (base64 of random bytes: barely compressible).
+ */
+function message(kind: BodyKind = 'hex'): { body: unknown } | { bodyBase64: string } {
+  if (kind === 'random') return { bodyBase64: randomBytes((BODY_BYTES * 3) / 4).toString('base64') };
+  if (kind === 'json') {
+    const n = sequence++;
+    return {
+      body: {
+        orderId: `ord-${1_000_000 + n}`,
+        customerId: `c-${(n * 7919) % 100_000}`,
+        status: n % 3 === 0 ? 'created' : 'paid',
+        items: [{ sku: `SKU-${n % 500}`, qty: 1 + (n % 3), price: (n % 100) + 0.99 }],
+        createdAt: new Date(1_760_000_000_000 + n * 1000).toISOString(),
+      },
+    };
+  }
+  return { body: randomBytes(BODY_BYTES / 2).toString('hex') };
+}
 
 async function post(url: string, payload: unknown) {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) });
@@ -80,7 +104,7 @@ async function main() {
   const logTable = process.env.LOG_TABLE!;
   const rows: Row[] = [];
   try {
-    for (const { batch, ids, messages, rounds } of CASES) {
+    for (const { batch, ids, messages, rounds, body: kind } of CASES) {
       const total = messages;
       const requests = total / batch;
       const topic = `bench-${batch}-${randomBytes(3).toString('hex')}`;
@@ -92,7 +116,7 @@ async function main() {
       let readUnits = 0;
       for (let round = 0; round < rounds; round++) {
         const payloads = Array.from({ length: requests }, () => ({
-          messages: Array.from({ length: batch }, () => ({ body: body(), ...(ids ? { id: randomBytes(8).toString('hex') } : {}) })),
+          messages: Array.from({ length: batch }, () => ({ ...message(kind), ...(ids ? { id: randomBytes(8).toString('hex') } : {}) })),
         }));
         // Raw PutItem: the same bytes, one item per request, same concurrency, same emulator.
         const rawSeconds = await timed(requests, async (i) => {
@@ -137,7 +161,7 @@ async function main() {
       const consumedMeter = readMeter();
       if (process.env.BENCH_DETAIL) console.log(batch, 'consume', consumedMeter.byCommand);
       rows.push({
-        batch: ids ? `${batch} + ids` : String(batch),
+        batch: ids ? `${batch} + ids` : kind ? `${batch}, ${kind} bodies` : String(batch),
         produceRate: median(httpRates),
         produceWru: writeUnits / totalProduced,
         produceRru: readUnits / totalProduced,
@@ -163,6 +187,65 @@ async function main() {
   }
   const at100 = rows.find((r) => r.batch === '100')!;
   console.log(`\nTargets (DESIGN.md) at batch 100: produce ≤ 0.3 WRU/msg → ${f(at100.produceWru, 3)}; consume ≤ 0.1 RRU/msg → ${f(at100.consumeRru, 3)}; HTTP/raw ≥ 50% → ${f((at100.produceRate / at100.rawRate) * 100)}%`);
+  printIssue11Figures(rows);
+  printCostComparison(rows);
+}
+
+/** Issue 11's table, figure by figure, from this run. */
+function printIssue11Figures(rows: Row[]) {
+  const f = (n: number, d = 0) => n.toFixed(d);
+  const at = (batch: string) => rows.find((r) => r.batch === batch)!;
+  const b100 = at('100');
+  const ids = at('100 + ids');
+  const b1 = at('1');
+  console.log('\nIssue 11 figures (batch 100 unless said; the raw emulator PutItem rate of the same run beside each)');
+  console.log('| figure | this run | target | raw PutItem msg/s |');
+  console.log('|---|---:|---|---:|');
+  console.log(`| produce WRU per 200-byte message (hex) | ${f(b100.produceWru, 3)} | ≤ 0.10 | ${f(b100.rawRate)} |`);
+  for (const kind of ['json', 'random']) {
+    const r = at(`100, ${kind} bodies`);
+    console.log(`| produce WRU / consume RRU per message, ${kind} bodies | ${f(r.produceWru, 3)} / ${f(r.consumeRru, 3)} | — | ${f(r.rawRate)} |`);
+  }
+  console.log(`| produce with producer ids, WRU per message | ${f(ids.produceWru, 3)} | ≤ 1.0 | ${f(ids.rawRate)} |`);
+  console.log(`| produce with producer ids, throughput vs without | ${f(ids.produceRate)} vs ${f(b100.produceRate)} msg/s (${f((ids.produceRate / b100.produceRate) * 100)}%) | ≥ 50% | ${f(ids.rawRate)} |`);
+  console.log(`| consume (pull + ack) vs produce | ${f(b100.consumeRate)} vs ${f(b100.produceRate)} msg/s (${f((b100.consumeRate / b100.produceRate) * 100)}%) | ≥ 50% | ${f(b100.rawRate)} |`);
+  console.log(`| consume at batch 1 vs produce at batch 1 | ${f(b1.consumeRate)} vs ${f(b1.produceRate)} msg/s (${f((b1.consumeRate / b1.produceRate) * 100)}%) | ≥ 50% | ${f(b1.rawRate)} |`);
+}
+
+/**
+ * End-to-end cost per million 200-byte messages, one consumer group and three, at AWS us-east-1 list prices
+ * (docs/performance.md, "Cost against SQS, SNS and Kinesis", cites them): Sluice from this run's request units
+ * (batches of 100), next to SQS standard with batches of 10, SNS → SQS fan-out, and Kinesis Data Streams on-demand.
+ */
+function printCostComparison(rows: Row[]) {
+  const P = { wru: 0.625, rru: 0.125, api: 1.0, lambdaRequest: 0.2, gbSecond: 0.0000133334 * 1e6, sqs: 0.4, sns: 0.5 };
+  const lambda = (calls: number, ms: number, gb: number) => calls * P.lambdaRequest + (calls * ms * gb * P.gbSecond) / 1000 / 1e6;
+  const sluice = (r: Row, groups: number) => {
+    const requests = 1e6 / 100;
+    const produce = (requests * P.api) / 1e6 + lambda(requests, 30, 0.5) / 1e6 + r.produceWru * P.wru + r.produceRru * P.rru;
+    const consume = (2 * requests * P.api) / 1e6 + (lambda(requests, 50, 0.25) + lambda(requests, 30, 0.5)) / 1e6 + r.consumeRru * P.rru + r.consumeWru * P.wru;
+    // Retention deletes a segment for what writing it cost (DynamoDB bills a delete by the item's size).
+    const retention = r.produceWru * P.wru;
+    return produce + groups * consume + retention;
+  };
+  // SQS: send, receive and delete, each in batches of 10 (one request per 10 messages of 200 bytes).
+  const sqs = (groups: number) => groups * 3 * (1e5 * P.sqs) / 1e6;
+  // SNS → SQS: PublishBatch of 10 (one request per 64 KB), deliveries to SQS free on the SNS side; each queue then
+  // a receive and a delete per 10 — and, if SQS bills the delivered message as a request, 1 per message (the upper bound).
+  const sns = (groups: number, deliveriesBilled: boolean) => (1e5 * P.sns) / 1e6 + groups * (((deliveriesBilled ? 1e6 : 0) + 2e5) * P.sqs) / 1e6;
+  // Kinesis on-demand: $0.08 per GB ingested (each record rounded up to 1 KB), $0.04 per GB read per consumer;
+  // plus $0.04 per stream-hour (≈ $29 a month) whatever the volume (not in this column).
+  const kinesis = (groups: number) => (1e6 / 2 ** 20) * 0.08 + groups * ((1e6 * 200) / 2 ** 30) * 0.04;
+  const hex = rows.find((r) => r.batch === '100')!;
+  const json = rows.find((r) => r.batch === '100, json bodies')!;
+  console.log('\nCost per million 200-byte messages, USD at us-east-1 list prices (Sluice: this run\'s units, batches of 100, produce + consume + retention)');
+  console.log('| consumer groups | Sluice, hex bodies | Sluice, JSON bodies | SQS standard (batches of 10) | SNS → SQS fan-out | Kinesis on-demand (+ $29/month per stream) |');
+  console.log('|---:|---:|---:|---:|---:|---:|');
+  for (const groups of [1, 3]) {
+    console.log(
+      `| ${groups} | ${sluice(hex, groups).toFixed(3)} | ${sluice(json, groups).toFixed(3)} | ${sqs(groups).toFixed(3)} | ${groups === 1 ? '—' : `${sns(groups, false).toFixed(3)}–${sns(groups, true).toFixed(3)}`} | ${kinesis(groups).toFixed(3)} |`,
+    );
+  }
 }
 
 await main();

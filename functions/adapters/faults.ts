@@ -6,12 +6,16 @@
  *   (a TimeoutError, which the SDK classifies as transient), so the SDK sends the very same request
  *   again — what happens on AWS when a response times out after DynamoDB applied the write.
  * - `slow`: the Nth matching call waits `delayMs` before it is sent (a slow network or a throttled retry).
+ * - `stale`: a replica that missed every write since the plan was armed. The first reply of each
+ *   matching read after arming is kept; the Nth matching *eventually consistent* read (ConsistentRead
+ *   not true) of something read before is answered with that older reply instead of DynamoDB's. DynamoDB's own replicas do this for up to a second; the
+ *   emulator is always consistent, so without this the re-read branches of the domain never run.
  * Several plans may be armed at once; each counts its own matching calls.
  */
 export interface FaultPlan {
   /** SDK command name, e.g. "TransactWriteItemsCommand" or "PutCommand" (the document client's names are mapped); "*" is any. */
   readonly command: string;
-  readonly when: 'before' | 'after' | 'lostReply' | 'slow';
+  readonly when: 'before' | 'after' | 'lostReply' | 'slow' | 'stale';
   /** Which matching call fails (1 = the first). */
   readonly nth?: number;
   /** For `slow`: how long the call waits. */
@@ -26,6 +30,8 @@ export class InjectedFault extends Error {
 }
 
 let armed: Array<{ plan: FaultPlan; seen: number }> = [];
+/** For `stale`: the first reply of each read (by command and input, consistency aside) since a stale plan was armed. */
+const replica = new Map<string, unknown>();
 
 export function injectFault(plan: FaultPlan) {
   armed.push({ plan, seen: 0 });
@@ -33,6 +39,7 @@ export function injectFault(plan: FaultPlan) {
 
 export function clearFault() {
   armed = [];
+  replica.clear();
 }
 
 /** True once every armed plan has fired. */
@@ -73,3 +80,31 @@ export function checkLostReply(commandName: string) {
 
 const base = (name: string) => name.replace(/Command$/, '').replace(/Item$/, '');
 const sameCommand = (planned: string, actual: string) => planned === '*' || base(planned) === base(actual);
+
+const readKey = (commandName: string, input: unknown) => {
+  const { ConsistentRead: _consistency, ...rest } = (input ?? {}) as Record<string, unknown>;
+  return `${base(commandName)} ${JSON.stringify(rest)}`;
+};
+
+const staleArmed = (commandName: string) => armed.some((e) => e.plan.when === 'stale' && sameCommand(e.plan.command, commandName));
+
+/**
+ * Called before each AWS call: when an armed `stale` plan fires on this eventually consistent read and
+ * the replica has an older reply of it, that reply (the caller then acts on state that is out of date).
+ */
+export function staleReply(commandName: string, input: unknown): unknown {
+  if (!staleArmed(commandName) || (input as { ConsistentRead?: boolean } | undefined)?.ConsistentRead === true) return undefined;
+  const key = readKey(commandName, input);
+  if (!replica.has(key)) return undefined;
+  if (!fires(commandName, 'stale')) return undefined;
+  const reply = replica.get(key);
+  if (!armed.some((e) => e.plan.when === 'stale')) replica.clear();
+  return reply;
+}
+
+/** Called after each AWS call: while a `stale` plan is armed, the first reply of each read is what the replica keeps. */
+export function rememberRead(commandName: string, input: unknown, reply: unknown) {
+  if (!staleArmed(commandName)) return;
+  const key = readKey(commandName, input);
+  if (!replica.has(key)) replica.set(key, reply);
+}

@@ -1,12 +1,12 @@
 import type { MiddlewareStack } from '@smithy/types';
 import { notifyCall } from './callObserver.js';
-import { checkFault, checkLostReply, slowDown } from './faults.js';
+import { checkFault, checkLostReply, rememberRead, slowDown, staleReply } from './faults.js';
 import { record } from './metering.js';
 
 /**
  * Every AWS client of Sluice gets the same two middlewares:
  * - at `build` (once per call, outside the SDK's retries): the call observer of the permission test,
- *   the crash-test faults (`before` / `after` / `slow`), and DynamoDB request-unit metering;
+ *   the crash-test faults (`before` / `after` / `slow` / `stale`), and DynamoDB request-unit metering;
  * - at `deserialize` (once per attempt, inside the retry loop): the lost-reply fault, a reply lost after
  *   the call was applied, which the SDK then retries.
  * Nothing is armed outside tests; metering only counts when the bench starts it.
@@ -19,7 +19,11 @@ export function instrument(stack: MiddlewareStack<any, any>, options: { meter: b
       notifyCall(name, args.input);
       checkFault(name, 'before');
       await slowDown(name);
+      const stale = staleReply(name, args.input) as Awaited<ReturnType<typeof next>> | undefined;
+      // A stale replica's answer: a copy of an older reply (the document client unmarshals it again).
+      if (stale) return { ...stale, output: structuredClone(stale.output) };
       const result = await next(args);
+      rememberRead(name, args.input, result);
       if (options.meter) record(name, args.input, result.output);
       checkFault(name, 'after');
       return result;

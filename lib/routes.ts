@@ -62,7 +62,7 @@ const readCatalog = ['GetItem'] as const;
 const readLog = ['Query'] as const;
 
 export const ROUTES = [
-  { method: 'PUT', path: '/v1/topics/{topic}', handler: 'putTopic', access: { Catalog: ['GetItem', 'PutItem'] } },
+  { method: 'PUT', path: '/v1/topics/{topic}', handler: 'putTopic', access: { Catalog: ['GetItem', 'PutItem', 'UpdateItem'] } },
   { method: 'GET', path: '/v1/topics', handler: 'listTopics', access: { Catalog: ['Scan'] } },
   { method: 'GET', path: '/v1/topics/{topic}', handler: 'getTopic', access: { Catalog: readCatalog, Log: readLog } },
   {

@@ -7,8 +7,9 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { CatalogStore, Group, Topic } from '../domain/ports.js';
-import { isConditionFailure } from './dynamoErrors.js';
+import { failedItem, isConditionFailure, newWriteToken, writtenBy } from './dynamoErrors.js';
 
 /** Topics and group settings: pk "topic#<name>", sk "topic" or "group#<group>". */
 const topicPk = (name: string) => `topic#${name}`;
@@ -26,6 +27,7 @@ function toTopic(item: Record<string, unknown>): Topic {
     createdAt: item.createdAt as number,
     epoch: item.epoch as string,
     ...(item.deletingSince !== undefined ? { deletingSince: item.deletingSince as number } : {}),
+    ...(item.growth !== undefined ? { growth: item.growth as { from: number; at: number } } : {}),
   };
 }
 
@@ -94,6 +96,37 @@ export class DynamoCatalogStore implements CatalogStore {
       start = out.LastEvaluatedKey;
     } while (start);
     return topics;
+  }
+
+  async growTopic(topic: Topic, partitions: number, switchAt: number): Promise<{ grown: boolean; topic?: Topic }> {
+    const writeToken = newWriteToken();
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: topicPk(topic.name), sk: TOPIC_SK },
+          UpdateExpression: 'SET #n = :n, growth = :growth, w = :w',
+          // The topic as the caller read it: same incarnation, same count, not being deleted.
+          ConditionExpression: 'epoch = :epoch AND #n = :old AND attribute_not_exists(deletingSince)',
+          ExpressionAttributeNames: { '#n': 'partitions' },
+          ExpressionAttributeValues: {
+            ':n': partitions,
+            ':growth': { from: topic.partitions, at: switchAt },
+            ':w': writeToken,
+            ':epoch': topic.epoch,
+            ':old': topic.partitions,
+          },
+          ReturnValues: 'ALL_NEW',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return { grown: true, topic: toTopic(out.Attributes!) };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      const stored = failedItem(error);
+      // Our own update, sent again by the SDK after its reply was lost: the topic grew, by us.
+      return { grown: writtenBy(stored, writeToken), ...(stored ? { topic: toTopic(unmarshall(stored)) } : {}) };
+    }
   }
 
   async markTopicDeleting(topic: Topic, at: number) {

@@ -15,6 +15,11 @@ export interface Topic {
   readonly epoch: string;
   /** Set while a DELETE is under way: the topic no longer exists for clients and cannot be re-created yet. */
   readonly deletingSince?: number;
+  /**
+   * The topic's latest growth (functions/domain/topics.ts, growTopic): keyed messages are spread over
+   * `from` partitions until `at` (epoch ms), over `partitions` from then on.
+   */
+  readonly growth?: { readonly from: number; readonly at: number };
 }
 
 export type GroupMode = 'shared' | 'ordered' | 'broadcast';
@@ -61,6 +66,13 @@ export interface CatalogStore {
   /** Creates the topic unless one exists; returns the stored topic either way. */
   createTopic(topic: Topic): Promise<{ created: boolean; topic: Topic }>;
   listTopics(): Promise<Topic[]>;
+  /**
+   * Grows `topic` to `partitions` (keyed routing switches at `switchAt`) if the stored topic is still that
+   * incarnation with `topic.partitions` partitions and not being deleted: one conditional write, which a
+   * retry after a lost reply recognises as its own. Answers whether it grew the topic, and the stored
+   * topic (after the write, or the one that failed the condition; undefined when there is none).
+   */
+  growTopic(topic: Topic, partitions: number, switchAt: number): Promise<{ grown: boolean; topic?: Topic }>;
   /** Marks the topic of this epoch as being deleted (idempotent). */
   markTopicDeleting(topic: Topic, at: number): Promise<void>;
   deleteTopic(name: string): Promise<void>;

@@ -1,7 +1,7 @@
 import { LIMITS } from './limits.js';
 import { SluiceError, validation } from './errors.js';
 import { recordBytes, toRecord, type MessageInput } from './messages.js';
-import { partitionForKey, stickyPartition } from './partitioner.js';
+import { partitionOfKey, stickyPartition } from './partitioner.js';
 import { topicKeyOf, type Stores, type Topic } from './ports.js';
 import { requireTopicCached } from './topics.js';
 import { appendAll, type AppendedResult, type Pending } from './log/append.js';
@@ -21,7 +21,9 @@ export async function produce(
   inputs: readonly MessageInput[],
   deadline = Date.now() + DEFAULT_BUDGET_MS,
 ): Promise<ProduceResult[]> {
-  const topic = await requireTopicCached(stores, topicName);
+  // A message naming a partition the cached copy of the topic does not have (yet) re-reads the topic:
+  // the topic may have grown since it was cached.
+  const topic = await requireTopicCached(stores, topicName, Math.max(0, ...inputs.map((m) => (m.partition ?? -1) + 1)));
   const topicKey = topicKeyOf(topic);
   // Delayed messages wait in the delay path (functions/domain/delay/) and land later.
   const delayed: Array<{ index: number; input: MessageInput }> = [];
@@ -89,7 +91,7 @@ function route(topic: Topic, inputs: readonly MessageInput[]): Pending[] {
       throw new SluiceError('PayloadTooLarge', `messages[${index}] is ${bytes} bytes encoded; the limit is ${LIMITS.maxMessageBytes}.`);
     }
     const partition =
-      input.partition ?? (input.key !== undefined ? partitionForKey(input.key, topic.partitions) : sticky);
+      input.partition ?? (input.key !== undefined ? partitionOfKey(topic, input.key) : sticky);
     return { index, partition, record, bytes, movable: input.partition === undefined && input.key === undefined };
   });
 }

@@ -188,6 +188,8 @@ export const PullBody = z
     waitSeconds: z.number().int().min(0).max(LIMITS.maxWaitSeconds).default(0),
     visibilitySeconds: z.number().int().min(1).max(LIMITS.maxVisibilitySeconds).optional(),
     consumerId: ConsumerId.optional(),
+    /** The previous batch's receipts, acknowledged before the pull (docs/api-changes.md). */
+    ackReceipts: z.array(z.string().min(1).max(64)).max(LIMITS.maxReceiptsPerCall).optional(),
   })
   .strict();
 

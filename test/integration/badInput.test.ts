@@ -236,7 +236,7 @@ describe('bad input', () => {
       code: 'ValidationError',
       absent: { path: freshTopic('deep'), code: 'TopicNotFound' },
     },
-    { name: 'existing topic with other partitions (409)', method: 'PUT', path: topicPath, body: { partitions: 3 }, status: 409, code: 'Conflict' },
+    { name: 'existing topic with fewer partitions (409: shrinking is not supported)', method: 'PUT', path: topicPath, body: { partitions: 1 }, status: 409, code: 'Conflict' },
   ];
 
   describe('topics', () => {

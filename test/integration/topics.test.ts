@@ -4,7 +4,7 @@ import { produce, pullAll, uniqueName, useApi } from '../support/api.js';
 describe('topics', () => {
   const api = useApi();
 
-  it('creates a topic (201), accepts the same settings again (200), refuses other settings (409)', async () => {
+  it('creates a topic (201), accepts the same settings again (200), refuses fewer partitions or another retention (409)', async () => {
     const name = uniqueName('t');
     const created = await api('PUT', `/v1/topics/${name}`, { partitions: 3, retentionHours: 24 });
     expect(created.status).toBe(201);
@@ -13,7 +13,11 @@ describe('topics', () => {
     const again = await api('PUT', `/v1/topics/${name}`, { partitions: 3, retentionHours: 24 });
     expect(again.status).toBe(200);
     expect(again.body).toEqual(created.body);
-    const other = await api('PUT', `/v1/topics/${name}`, { partitions: 4, retentionHours: 24 });
+    // More partitions grow the topic (test/integration/partitionGrowth.test.ts); fewer cannot.
+    const fewer = await api('PUT', `/v1/topics/${name}`, { partitions: 2, retentionHours: 24 });
+    expect(fewer.status).toBe(409);
+    expect(fewer.body.error.code).toBe('Conflict');
+    const other = await api('PUT', `/v1/topics/${name}`, { partitions: 3, retentionHours: 48 });
     expect(other.status).toBe(409);
     expect(other.body.error.code).toBe('Conflict');
   });

@@ -79,6 +79,17 @@ export class MemoryCatalogStore implements CatalogStore {
       .map(copy);
   }
 
+  async growTopic(topic: Topic, partitions: number, switchAt: number) {
+    const stored = this.topics.get(topic.name);
+    // Conditional, as the adapter's update: the same incarnation, the same count, not being deleted.
+    if (!stored || stored.epoch !== topic.epoch || stored.partitions !== topic.partitions || stored.deletingSince !== undefined) {
+      return { grown: false, ...(stored ? { topic: copy(stored) } : {}) };
+    }
+    const grown: Topic = { ...stored, partitions, growth: { from: topic.partitions, at: switchAt } };
+    this.topics.set(topic.name, grown);
+    return { grown: true, topic: copy(grown) };
+  }
+
   async markTopicDeleting(topic: Topic, at: number) {
     const stored = this.topics.get(topic.name);
     if (!stored || stored.epoch !== topic.epoch) return;

@@ -1,7 +1,7 @@
 import { SluiceError } from '../errors.js';
 import { appendAll, type AppendedResult, type Pending } from '../log/append.js';
 import { recordBytes, type StoredRecord } from '../messages.js';
-import { partitionForKey, stickyPartition } from '../partitioner.js';
+import { partitionOfKey, stickyPartition } from '../partitioner.js';
 import { topicKeyOf, topicNameOf, type LandingChange, type PendingDelayed, type Stores, type Topic } from '../ports.js';
 import { sleep } from '../time.js';
 import { requireTopicCached } from '../topics.js';
@@ -18,9 +18,9 @@ export interface LandingSummary {
 }
 
 /** The topic a pending record belongs to, if that incarnation still exists. */
-async function liveTopic(stores: Stores, topicKey: string): Promise<Topic | undefined> {
+async function liveTopic(stores: Stores, topicKey: string, partitions: number): Promise<Topic | undefined> {
   try {
-    const topic = await requireTopicCached(stores, topicNameOf(topicKey));
+    const topic = await requireTopicCached(stores, topicNameOf(topicKey), partitions);
     return topicKeyOf(topic) === topicKey ? topic : undefined;
   } catch (error) {
     // Only "no such topic" means deleted; any other failure (throttling, a timeout) must not drop
@@ -43,7 +43,9 @@ export async function landDelayed(
   deadline: number,
 ): Promise<LandingSummary> {
   const pendings = [...(await stores.delays.getMany(message.topicKey, message.ids)).values()];
-  const topic = await liveTopic(stores, message.topicKey);
+  // A message scheduled for a partition that a growth added is valid: a cached copy of the topic from
+  // before the growth is read again rather than trusted.
+  const topic = await liveTopic(stores, message.topicKey, Math.max(0, ...pendings.map((p) => (p.partition ?? -1) + 1)));
   if (!topic) {
     // Deleted topic (or a re-created one: a new incarnation never gets the old one's messages).
     await Promise.all(pendings.map((p) => stores.delays.drop(p.topicKey, p.id, p.version)));
@@ -61,7 +63,7 @@ export async function landDelayed(
   const toAppend: Pending[] = due.map((p, index) => {
     const record = landingRecord(p);
     const landing: LandingChange = { topicKey: p.topicKey, id: p.id, version: p.version, ...nextLanding(p, maxQueueMs) };
-    const partition = p.partition ?? (p.key !== undefined ? partitionForKey(p.key, topic.partitions) : sticky);
+    const partition = p.partition ?? (p.key !== undefined ? partitionOfKey(topic, p.key) : sticky);
     return {
       index,
       partition: Math.min(partition, topic.partitions - 1),

@@ -6,7 +6,7 @@ import { LIMITS } from '../limits.js';
 import { OffsetReader, readFrom, replyBytes } from '../log/logReader.js';
 import type { LogMessage } from '../messages.js';
 import { groupKeyOf, topicKeyOf, VersionConflict, type DeadLetter, type Group, type Stores, type Topic } from '../ports.js';
-import { applyAcks, applyNacks, applyPull, freshProgress, planPull, type InFlight, type SettleResult } from './progress.js';
+import { applyAcks, applyNacks, applyPull, freshProgress, planPull, type InFlight, type PartitionProgress, type SettleResult } from './progress.js';
 import { requireGroupCached, retryOnConflict, startOffsetOf } from './groups.js';
 import { sleep } from '../time.js';
 
@@ -15,6 +15,24 @@ export interface PullRequest {
   readonly waitSeconds: number;
   readonly visibilitySeconds?: number;
   readonly consumerId?: string;
+  /**
+   * Receipts to acknowledge before pulling (a consumer loop's previous batch): one call per batch instead
+   * of two, and on each partition the acks and the new leases are one progress write.
+   */
+  readonly ackReceipts?: readonly string[];
+}
+
+/** What a pull with `ackReceipts` settled (the same shape an ack answers). */
+export interface PullAndAckResult {
+  readonly deliveries: Delivery[];
+  readonly acks?: SettleSummary;
+}
+
+/** Acks waiting for their partition's progress write in the first sweep of a pull, by partition. */
+type PendingAcks = Map<number, Array<{ receipt: Receipt; text: string }>>;
+interface AckTally {
+  settled: number;
+  readonly stale: string[];
 }
 
 export interface Delivery extends LogMessage {
@@ -36,13 +54,56 @@ export async function pull(
   request: PullRequest,
   deadline = Date.now() + (request.waitSeconds + 8) * 1000,
 ): Promise<Delivery[]> {
-  let { topic, group } = await requireGroupCached(stores, topicName, groupName);
+  return (await pullAndAck(stores, topicName, groupName, request, deadline)).deliveries;
+}
+
+/**
+ * A pull that first acknowledges `request.ackReceipts`. The acks of a partition the first sweep visits
+ * are applied to the progress it reads and written with its new leases (one conditional write); the
+ * acks of partitions it does not reach are settled as an ack call would, before the pull answers.
+ */
+export async function pullAndAck(
+  stores: Stores,
+  topicName: string,
+  groupName: string,
+  request: PullRequest,
+  deadline = Date.now() + (request.waitSeconds + 8) * 1000,
+): Promise<PullAndAckResult> {
+  const ackTexts = [...new Set(request.ackReceipts ?? [])];
+  const ackReceipts = parseReceipts(ackTexts);
+  let { topic, group } = await requireGroupCached(stores, topicName, groupName, Math.max(0, ...ackReceipts.map((r) => r.partition + 1)));
   if (group.delivery && group.delivery.type !== 'pull') {
     throw new SluiceError('Conflict', `Group '${group.name}' is delivered by ${group.delivery.type} push; it cannot be pulled.`);
   }
   if (group.mode === 'broadcast' && !request.consumerId) {
     throw validation('consumerId is required to pull from a broadcast group.');
   }
+  // Acks ride along with the first sweep's progress writes (leased groups); the rest are settled after it.
+  const tally: AckTally = { settled: 0, stale: [] };
+  let pending: PendingAcks | undefined;
+  if (ackReceipts.length > 0) {
+    if (group.mode === 'broadcast') {
+      const done = await settle(stores, topicName, groupName, ackTexts, applyAcks);
+      tally.settled += done.settled;
+      tally.stale.push(...done.stale);
+    } else {
+      pending = new Map();
+      ackReceipts.forEach((receipt, i) => {
+        if (receipt.partition >= topic.partitions) tally.stale.push(ackTexts[i]!);
+        else pending!.set(receipt.partition, [...(pending!.get(receipt.partition) ?? []), { receipt, text: ackTexts[i]! }]);
+      });
+    }
+  }
+  const settleLeftover = async () => {
+    if (!pending || pending.size === 0) return;
+    const left = [...pending.values()].flat().map((a) => a.text);
+    pending.clear();
+    const done = await settle(stores, topicName, groupName, left, applyAcks);
+    tally.settled += done.settled;
+    tally.stale.push(...done.stale);
+  };
+  const answer = (deliveries: Delivery[]): PullAndAckResult =>
+    ackReceipts.length > 0 ? { deliveries, acks: { settled: tally.settled, stale: tally.stale } } : { deliveries };
   // A long poll ends when asked, and always early enough to answer within the function's timeout.
   const waitUntil = Math.min(Date.now() + request.waitSeconds * 1000, deadline - 1000);
   let delay = FIRST_POLL_DELAY_MS;
@@ -50,9 +111,15 @@ export async function pull(
     // Expression evaluation of one sweep is bounded too, and ends with the poll.
     const evaluateUntil = Math.min(Date.now() + EXPRESSION_LIMITS.batchBudgetMs, deadline - 1000);
     const sweep = { passedOver: 0 };
-    const deliveries = await pullOnce(stores, topic, group, request, evaluateUntil, sweep);
+    let deliveries: Delivery[];
+    try {
+      deliveries = await pullOnce(stores, topic, group, request, evaluateUntil, sweep, pending, tally);
+    } finally {
+      // Acks are never left unsettled behind a failed or empty sweep.
+      await settleLeftover();
+    }
     const left = waitUntil - Date.now();
-    if (deliveries.length > 0 || left <= 0) return deliveries;
+    if (deliveries.length > 0 || left <= 0) return answer(deliveries);
     if (sweep.passedOver > 0) {
       // The sweep only filtered out (or dead-lettered) messages: there may be matching ones right
       // behind them, so look again at once instead of backing off.
@@ -80,6 +147,8 @@ async function pullOnce(
   request: PullRequest,
   evaluateUntil: number,
   sweep: SweepCount,
+  acks?: PendingAcks,
+  tally?: AckTally,
 ): Promise<Delivery[]> {
   const deliveries: Delivery[] = [];
   let bytes = 0;
@@ -94,7 +163,7 @@ async function pullOnce(
     try {
       return group.mode === 'broadcast'
         ? await pullBroadcastPartition(stores, topic, group, request.consumerId!, partition, budget, attempts)
-        : await pullLeasedPartition(stores, topic, group, partition, budget, request.visibilitySeconds ?? group.visibilitySeconds, attempts);
+        : await pullLeasedPartition(stores, topic, group, partition, budget, request.visibilitySeconds ?? group.visibilitySeconds, attempts, acks, tally);
     } catch (error) {
       firstError ??= error;
       failed.push(partition);
@@ -106,8 +175,10 @@ async function pullOnce(
     for (const d of got) bytes += replyBytes(d);
   };
   const full = () => deliveries.length >= request.max || bytes >= LIMITS.maxReplyMessageBytes;
-  for (let i = 0; i < topic.partitions && !full(); i++) {
+  // A full reply still visits the partitions it has acks for: their acks go with an empty lease write.
+  for (let i = 0; i < topic.partitions && (!full() || (acks?.size ?? 0) > 0); i++) {
     const partition = (first + i) % topic.partitions;
+    if (full() && !acks?.has(partition)) continue;
     const got = await visit(partition, 1);
     if (got === 'contended') contended.push(partition);
     else take(got);
@@ -207,17 +278,47 @@ async function pullLeasedPartition(
   budget: PullBudget,
   visibilitySeconds: number,
   attempts: number,
+  acks?: PendingAcks,
+  tally?: AckTally,
 ): Promise<PartitionPull> {
   const groupKey = groupKeyOf(topic, group.name);
   const topicKey = topicKeyOf(topic);
+  const mine = acks?.get(partition);
   for (let attempt = 0; attempt < attempts; attempt++) {
     const now = Date.now();
     // The first look is eventually consistent (half price): a stale answer fails the versioned write
     // below, and the retry reads strongly. At worst a stale "nothing to do" delays work to the next poll.
-    const progress =
-      (await stores.groupState.getProgress(groupKey, partition, attempt > 0)) ?? freshProgress(startOffsetOf(group, partition));
+    // With acks to apply the read is strong: an ack's answer must not rest on a stale replica.
+    const stored =
+      (await stores.groupState.getProgress(groupKey, partition, attempt > 0 || mine !== undefined)) ?? freshProgress(startOffsetOf(group, partition));
+    const acked = mine ? applyAcks(stored, mine.map((a) => a.receipt), now) : undefined;
+    const progress = acked?.next ?? stored;
+    /** Writes `next` (acks and leases) as the version after the stored one; false when someone else wrote first. */
+    const write = async (next: PartitionProgress, extra?: Parameters<Stores['groupState']['putProgress']>[3]) => {
+      if (next === stored) return true;
+      try {
+        await stores.groupState.putProgress(groupKey, partition, { ...next, version: stored.version + 1 }, extra);
+        return true;
+      } catch (error) {
+        if (error instanceof VersionConflict) return false;
+        throw error;
+      }
+    };
+    /** The acks of this partition are written: count them, and take them off the pending ones. */
+    const acksDone = () => {
+      if (!mine || !acked || !tally) return;
+      acked.results.forEach((result, i) => {
+        if (result === 'settled') tally.settled++;
+        else tally.stale.push(mine[i]!.text);
+      });
+      acks!.delete(partition);
+    };
     const plan = planPull(progress, now, { ordered: group.mode === 'ordered', maxDeliveries: group.maxDeliveries }, budget.count);
-    if (plan.redeliver.length === 0 && plan.dead.length === 0 && plan.newLimit === 0) return [];
+    if (plan.redeliver.length === 0 && plan.dead.length === 0 && plan.newLimit === 0) {
+      if (!(await write(progress))) continue;
+      acksDone();
+      return [];
+    }
 
     const reader = new OffsetReader(stores.log, topicKey, partition);
     // A redriven entry whose segment retention removed is delivered from the dead letter's kept copy.
@@ -316,13 +417,13 @@ async function pullLeasedPartition(
       nextSegmentHint,
       leaseUntil: now + visibilitySeconds * 1000,
     });
-    if (next.dispatched === progress.dispatched && leased.length === 0 && removed.size === 0) return [];
-    try {
-      await stores.groupState.putProgress(groupKey, partition, next, { deadLetters });
-    } catch (error) {
-      if (error instanceof VersionConflict) continue;
-      throw error;
+    if (next.dispatched === progress.dispatched && leased.length === 0 && removed.size === 0) {
+      if (!(await write(progress))) continue;
+      acksDone();
+      return [];
     }
+    if (!(await write(next, { deadLetters }))) continue;
+    acksDone();
     budget.sweep.passedOver += passedOver;
     return leased.map((lease) => ({
       ...delivered.get(lease.offset)!,
@@ -444,7 +545,8 @@ async function settle(
   // A receipt repeated in one call settles its delivery once and counts once.
   receiptTexts = [...new Set(receiptTexts)];
   const receipts = parseReceipts(receiptTexts);
-  const { topic, group } = await requireGroupCached(stores, topicName, groupName);
+  // A receipt of a partition that a cached copy of the topic does not know (a growth since) re-reads it.
+  const { topic, group } = await requireGroupCached(stores, topicName, groupName, Math.max(0, ...receipts.map((r) => r.partition + 1)));
   const groupKey = groupKeyOf(topic, group.name);
   const stale: string[] = [];
   let settled = 0;

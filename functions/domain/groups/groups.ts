@@ -57,8 +57,9 @@ export async function requireGroup(stores: Stores, topicName: string, groupName:
  */
 const groupCache = warmCache<{ topic: Topic; group: Group }>(TOPIC_CACHE_MS);
 
-export const requireGroupCached = (stores: Stores, topicName: string, groupName: string) =>
-  groupCache(`${topicName}/${groupName}`, () => requireGroup(stores, topicName, groupName));
+/** `partitions`: at least this many are needed (a receipt or push work of a partition a growth added): an older copy is re-read. */
+export const requireGroupCached = (stores: Stores, topicName: string, groupName: string, partitions = 0) =>
+  groupCache(`${topicName}/${groupName}`, () => requireGroup(stores, topicName, groupName), (cached) => cached.topic.partitions >= partitions);
 
 /** First offset of a partition produced at or after `time` (binary search over segments: O(log n) bounded reads). */
 export async function offsetAtTime(stores: Stores, topic: Topic, partition: number, time: number): Promise<number> {

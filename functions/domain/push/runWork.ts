@@ -24,7 +24,8 @@ export interface WorkOutcome {
 export async function runPushWork(stores: Stores, ports: PushPorts, work: PushWork, deadline: number): Promise<WorkOutcome> {
   let found;
   try {
-    found = await requireGroupCached(stores, work.topic, work.group);
+    // Work for a partition that a growth added re-reads a cached copy of the topic that lacks it.
+    found = await requireGroupCached(stores, work.topic, work.group, work.partition + 1);
   } catch {
     return { delivered: 0, failed: 0 }; // the topic or group is gone: nothing to deliver
   }

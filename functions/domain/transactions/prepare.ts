@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { SluiceError, validation } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import { recordBytes, toRecord, type MessageInput } from '../messages.js';
-import { partitionForKey, stickyPartition } from '../partitioner.js';
+import { partitionOfKey, stickyPartition } from '../partitioner.js';
 import { topicKeyOf, type Stores, type Topic } from '../ports.js';
 import { requireTopic } from '../topics.js';
 import { TX } from './limits.js';
@@ -63,7 +63,7 @@ export async function prepareTransaction(stores: Stores, ports: TransactionPorts
     }
     bytes += size;
     // Unkeyed messages of one topic go to one partition: fewer segments, so more room in the commit.
-    let partition = m.partition ?? (m.key !== undefined ? partitionForKey(m.key, topic.partitions) : sticky.get(m.topic));
+    let partition = m.partition ?? (m.key !== undefined ? partitionOfKey(topic, m.key) : sticky.get(m.topic));
     if (partition === undefined) {
       partition = stickyPartition(topic.partitions);
       sticky.set(m.topic, partition);

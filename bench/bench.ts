@@ -215,7 +215,7 @@ function printIssue11Figures(rows: Row[]) {
   }
   console.log(`| produce with producer ids, WRU per message | ${f(ids.produceWru, 3)} | ≤ 1.0 | ${f(ids.rawRate)} |`);
   console.log(`| produce with producer ids, throughput vs without | ${f(ids.produceRate)} vs ${f(b100.produceRate)} msg/s (${f((ids.produceRate / b100.produceRate) * 100)}%) | ≥ 50% | ${f(ids.rawRate)} |`);
-  console.log(`| consume (pull + ack) vs produce | ${f(b100.consumeRate)} vs ${f(b100.produceRate)} msg/s (${f((b100.consumeRate / b100.produceRate) * 100)}%) | ≥ 50% | ${f(b100.rawRate)} |`);
+  console.log(`| consume (pull with ackReceipts) vs produce | ${f(b100.consumeRate)} vs ${f(b100.produceRate)} msg/s (${f((b100.consumeRate / b100.produceRate) * 100)}%) | ≥ 50% | ${f(b100.rawRate)} |`);
   console.log(`| consume at batch 1 vs produce at batch 1 | ${f(b1.consumeRate)} vs ${f(b1.produceRate)} msg/s (${f((b1.consumeRate / b1.produceRate) * 100)}%) | ≥ 50% | ${f(b1.rawRate)} |`);
 }
 
@@ -230,7 +230,8 @@ function printCostComparison(rows: Row[]) {
   const sluice = (r: Row, groups: number) => {
     const requests = 1e6 / 100;
     const produce = (requests * P.api) / 1e6 + lambda(requests, 30, 0.5) / 1e6 + r.produceWru * P.wru + r.produceRru * P.rru;
-    const consume = (2 * requests * P.api) / 1e6 + (lambda(requests, 50, 0.25) + lambda(requests, 30, 0.5)) / 1e6 + r.consumeRru * P.rru + r.consumeWru * P.wru;
+    // One pull per batch that also acks the previous one (ackReceipts): one request and one invocation per batch.
+    const consume = (requests * P.api) / 1e6 + lambda(requests, 50, 0.25) / 1e6 + r.consumeRru * P.rru + r.consumeWru * P.wru;
     // Retention deletes a segment for what writing it cost (DynamoDB bills a delete by the item's size).
     const retention = r.produceWru * P.wru;
     return produce + groups * consume + retention;

@@ -33,3 +33,23 @@ export function decodeRecords(item: Record<string, unknown>): StoredRecord[] {
   if (item.z !== undefined) return JSON.parse(brotliDecompressSync(item.z as Uint8Array).toString('utf8')) as StoredRecord[];
   return JSON.parse(item.m as string) as StoredRecord[];
 }
+
+/**
+ * The same rule for any JSON attribute rewritten often (a group's in-flight entries, `f`, rewritten by every
+ * pull and ack): `<name>` as a JSON string, or `<name>z` as brotli of it when that saves a billed kilobyte.
+ */
+export function packJson(name: string, json: string): Record<string, string | Uint8Array> {
+  const bytes = Buffer.byteLength(json, 'utf8');
+  if (bytes < MIN_COMPRESS_BYTES) return { [name]: json };
+  const compressed = brotliCompressSync(json, {
+    params: { [constants.BROTLI_PARAM_QUALITY]: QUALITY, [constants.BROTLI_PARAM_SIZE_HINT]: bytes, [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT },
+  });
+  if (Math.ceil(compressed.length / 1024) >= Math.ceil(bytes / 1024)) return { [name]: json };
+  return { [`${name}z`]: new Uint8Array(compressed.buffer, compressed.byteOffset, compressed.length) };
+}
+
+export function unpackJson(item: Record<string, unknown>, name: string): string | undefined {
+  const compressed = item[`${name}z`];
+  if (compressed !== undefined) return brotliDecompressSync(compressed as Uint8Array).toString('utf8');
+  return item[name] as string | undefined;
+}

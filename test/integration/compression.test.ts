@@ -31,6 +31,37 @@ const order = (i: number) => ({
   note: 'naïve café ☕',
 });
 
+async function progressItem(topic: string, group: string, partition: number) {
+  const key = await topicKey(topic);
+  return (
+    await dynamo().send(
+      new GetCommand({ TableName: process.env.GROUP_STATE_TABLE!, Key: { pk: `${key}/${group}`, sk: `p#${String(partition).padStart(3, '0')}` }, ConsistentRead: true }),
+    )
+  ).Item;
+}
+
+describe('group progress compression', () => {
+  const api = useApi();
+
+  it('a progress item with many leases is stored compressed (fz) and works as before; one with few stays JSON (f)', async () => {
+    const t = await topicWithGroup(api, { partitions: 1, group: { visibilitySeconds: 60 } });
+    await produce(api, t.topic, Array.from({ length: 100 }, (_, i) => ({ body: i })));
+    const many = await pullAll(api, t.groupPath, { max: 100 });
+    const compressed = await progressItem(t.topic, t.group, 0);
+    expect(compressed!.fz).toBeInstanceOf(Uint8Array);
+    expect(compressed!.f).toBeUndefined();
+    expect((compressed!.fz as Uint8Array).length).toBeLessThan(1024);
+    // Leases read back from the compressed item: acks of them count, and nothing is redelivered.
+    const acked = await api('POST', `${t.groupPath}/ack`, { receipts: many.slice(0, 98).map((m) => m.receipt) });
+    expect(acked.body).toEqual({ acked: 98, stale: [] });
+    const small = await progressItem(t.topic, t.group, 0);
+    expect(typeof small!.f).toBe('string');
+    expect(small!.fz).toBeUndefined();
+    expect(await pullAll(api, t.groupPath, { max: 100, waitSeconds: 0 })).toEqual([]);
+    expect((await api('POST', `${t.groupPath}/ack`, { receipts: many.slice(98).map((m) => m.receipt) })).body).toEqual({ acked: 2, stale: [] });
+  });
+});
+
 describe('segment compression', () => {
   const api = useApi();
   afterEach(() => clearFault());

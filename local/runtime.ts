@@ -1,10 +1,11 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { startApiServer } from './apiServer.js';
 import { pollersFromEnvironment, startQueueConsumers } from './consumers.js';
-import { ensureEmulatorInstalled, freePort, startEmulator, type RunningEmulator } from './emulator.js';
-import { useLocalAws, useLocalLambdaEndpoint, useLocalQueues } from './environment.js';
+import { startLocalEmulators } from './emulators.js';
+import { useLocalAws, useLocalLambdaEndpoint, useLocalQueues, type AwsEndpoints, type EmulatorTarget } from './environment.js';
 import { functionTimeoutMs } from './invocation.js';
 import {
   FUNCTIONS_FILE,
@@ -17,6 +18,7 @@ import {
 import { everyInterval, type LocalService } from './periodic.js';
 import { createQueues, localDeadLetterQueueName, localQueueName } from './queues.js';
 import { createSchedules, startScheduleDriver } from './schedules.js';
+import { createStateMachines, useLocalStateMachines } from './stateMachines.js';
 import { startStreamConsumers } from './streams.js';
 import { createTables } from './tables.js';
 import { QUEUES, type QueueSpec } from '../lib/queues.js';
@@ -24,9 +26,16 @@ import { DELAY_SWEEP_FUNCTION, RETENTION_FUNCTION } from '../lib/routes.js';
 
 export interface LocalRuntimeOptions {
   readonly apiPort: number;
-  /** Use this emulator (or LocalStack, or AWS) instead of starting moto. */
+  /**
+   * Use this endpoint (another moto, LocalStack, AWS) for every service without an AWS_ENDPOINT_URL_<SERVICE> of its
+   * own, instead of AWS_ENDPOINT_URL or starting an emulator (local/emulators.ts).
+   */
   readonly endpoint?: string;
+  /** Which emulators serve the services no endpoint is given for; SLUICE_EMULATOR (moto, or localstack), else moto. */
+  readonly emulator?: EmulatorTarget;
   readonly emulatorPort?: number;
+  /** LocalStack's port when it is started; SLUICE_LOCALSTACK_PORT, else a free one. */
+  readonly localstackPort?: number;
   readonly tablePrefix: string;
   /** Seconds between delay sweeps; SLUICE_DELAY_SWEEP_SECONDS, else 1 (the stack: every minute, Scheduler's finest rate). */
   readonly delaySweepSeconds?: number;
@@ -44,7 +53,12 @@ export interface LocalRuntimeOptions {
 
 export interface LocalRuntime {
   readonly apiUrl: string;
+  /** AWS_ENDPOINT_URL: the endpoint of every service without one of its own. */
   readonly endpoint: string;
+  /** The endpoint of each service. */
+  readonly endpoints: AwsEndpoints;
+  /** Which endpoint serves which services, and whether it was started or given, one line each. */
+  readonly emulators: readonly string[];
   /** The local Lambda Invoke endpoint (AWS_ENDPOINT_URL_LAMBDA in this process) and its functions. */
   readonly lambda: LambdaService;
   stop(): Promise<void>;
@@ -71,17 +85,16 @@ export function delaySweepSecondsFromEnvironment(env: NodeJS.ProcessEnv = proces
  */
 export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
   const log = options.log ?? console.log;
-  let emulator: RunningEmulator | undefined;
-  let endpoint = options.endpoint;
-  if (!endpoint) {
-    ensureEmulatorInstalled(log);
-    const port = options.emulatorPort ?? (await freePort());
-    log(`[sluice] Starting the AWS emulator (moto) on 127.0.0.1:${port} …`);
-    emulator = await startEmulator(port);
-    endpoint = emulator.endpoint;
-  }
+  const emulators = await startLocalEmulators({
+    target: options.emulator,
+    endpoint: options.endpoint,
+    motoPort: options.emulatorPort,
+    localstackPort: options.localstackPort,
+    log,
+  });
+  const { endpoints } = emulators;
   const prefix = options.tablePrefix;
-  useLocalAws(endpoint, prefix);
+  useLocalAws(endpoints, prefix);
   // Metrics go to CloudWatch as log lines (EMF); locally there is no CloudWatch, and a sweep every second would
   // print one a second. POWERTOOLS_METRICS_DISABLED=false brings them back.
   process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
@@ -93,6 +106,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const queues = await createQueues(new SQSClient({}), prefix);
     useLocalQueues(queues);
     await createSchedules(new SchedulerClient({}), prefix);
+    const machines = await createStateMachines(new SFNClient({}), prefix, queues);
+    useLocalStateMachines(machines);
+    log(`[sluice] Check-back state machine ${machines.checkBackArn} (lib/checkBack.ts, executed by the emulator)`);
 
     const registered = options.functions ? { functions: options.functions, baseDir: process.cwd() } : functionsFromEnvironment();
     const lambdaPort = options.lambdaPort ?? lambdaPortFromEnvironment();
@@ -143,16 +159,18 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     log(`[sluice] Retention pass → ${RETENTION_FUNCTION.handler}, every ${RETENTION_INTERVAL_MS / 1000} s, timeout ${functionTimeoutMs(RETENTION_FUNCTION.handler) / 1000} s`);
     return {
       apiUrl: api.url,
-      endpoint,
+      endpoint: endpoints.default,
+      endpoints,
+      emulators: emulators.summary,
       lambda,
       stop: async () => {
         for (const service of services.reverse()) await service.stop();
-        await emulator?.stop();
+        await emulators.stop();
       },
     };
   } catch (error) {
     for (const service of services.reverse()) await service.stop();
-    await emulator?.stop();
+    await emulators.stop();
     throw error;
   }
 }

@@ -1,6 +1,7 @@
 /**
  * `npm start`: runs the whole broker on this machine — the AWS emulator, the tables and the HTTP API
- * on 127.0.0.1:8787 — until Ctrl-C. Nothing needs an AWS account.
+ * on 127.0.0.1:8787 — until Ctrl-C. Nothing needs an AWS account. SLUICE_EMULATOR=localstack serves SQS,
+ * Step Functions and Scheduler from LocalStack instead of moto (local/environment.ts).
  */
 import { startLocalRuntime } from './runtime.js';
 
@@ -20,7 +21,8 @@ const u = runtime.apiUrl;
 console.log(`
 Sluice is running.
   API       ${u}
-  Emulator  ${runtime.endpoint} (moto; state lives in memory and ends with this process)
+${runtime.emulators.map((line, i) => `${i === 0 ? '  AWS       ' : '            '}${line}`).join('\n')}
+            (the emulators keep their state in memory; it ends with this process)
 
 Try it:
   curl -s -X PUT ${u}/v1/topics/orders -H 'content-type: application/json' -d '{"partitions": 4}'

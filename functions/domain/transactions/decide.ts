@@ -41,13 +41,13 @@ export async function commitTransaction(
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     if (tx.state === 'committed') return tx;
     if (tx.state === 'rolledBack') throw conflict(id, tx.state);
-    const gone = await deletedTopic(stores, tx);
+    const { gone, idWindowSeconds } = await topicsNow(stores, tx);
     if (gone) {
       const state = await transactions.rollback(id, 'topicDeleted', Date.now());
       if (state === 'committed') return requireTransaction(transactions, id);
       throw new SluiceError('Conflict', `Topic '${gone}' was deleted after transaction '${id}' was prepared: the transaction is rolled back.`);
     }
-    const attemptResult = await tryCommit(stores, transactions, tx, decidedBy, duplicates);
+    const attemptResult = await tryCommit(stores, transactions, tx, decidedBy, duplicates, idWindowSeconds);
     if (attemptResult === 'committed') return requireTransaction(transactions, id);
     if (attemptResult === 'decided') {
       tx = await requireTransaction(transactions, id);
@@ -60,14 +60,20 @@ export async function commitTransaction(
   throw new SluiceError('Throttled', `The partitions of transaction '${id}' are contended; retry the commit.`);
 }
 
-/** The name of a topic of the transaction that no longer exists in the incarnation it was prepared for. */
-async function deletedTopic(stores: Stores, tx: Transaction): Promise<string | undefined> {
+/**
+ * The name of a topic of the transaction that no longer exists in the incarnation it was prepared for; else
+ * how long the commit's producer ids are remembered: as produce does, the dedup window or the longest
+ * retention of the transaction's topics, if longer.
+ */
+async function topicsNow(stores: Stores, tx: Transaction): Promise<{ gone?: string; idWindowSeconds: number }> {
+  let idWindowSeconds = LIMITS.dedupWindowSeconds;
   for (const topicKey of new Set(tx.messages.map((m) => m.topicKey))) {
     const name = topicNameOf(topicKey);
     const topic = await stores.catalog.getTopic(name);
-    if (!topic || topic.deletingSince !== undefined || topicKeyOf(topic) !== topicKey) return name;
+    if (!topic || topic.deletingSince !== undefined || topicKeyOf(topic) !== topicKey) return { gone: name, idWindowSeconds };
+    idWindowSeconds = Math.max(idWindowSeconds, topic.retentionHours * 3600);
   }
-  return undefined;
+  return { idWindowSeconds };
 }
 
 async function tryCommit(
@@ -76,6 +82,7 @@ async function tryCommit(
   tx: Transaction,
   decidedBy: DecidedBy,
   duplicates: Map<number, CommitResult>,
+  idWindowSeconds: number,
 ): Promise<'committed' | 'decided' | 'raced'> {
   const plan = segmentPlan(tx.messages, new Set(duplicates.keys()));
   // Where each partition ends now (strongly consistent); the commit's conditions catch any later writer.
@@ -102,7 +109,7 @@ async function tryCommit(
     });
     return { topicKey: s.topicKey, segment: { partition: s.partition, base, producedAt, records: s.indexes.map((i) => tx.messages[i]!.record) }, ids };
   });
-  const idExpiresAt = Math.floor(producedAt / 1000) + LIMITS.dedupWindowSeconds;
+  const idExpiresAt = Math.floor(producedAt / 1000) + idWindowSeconds;
   try {
     await transactions.commit(tx.id, segments, idExpiresAt, { decidedBy, at: producedAt, results: results.map((r) => r!) });
     return 'committed';

@@ -370,7 +370,12 @@ describe('filters and transforms on pull', () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
     expect(offsetsOf(await w.pull({ consumerId: 'c' }))).toEqual([0, 2]);
     expect(warn).toHaveBeenCalledTimes(1);
-    expect(JSON.parse(warn.mock.calls[0]![0] as string)).toMatchObject({ offset: 1, consumerId: 'c' });
+    expect(JSON.parse(warn.mock.calls[0]![0] as string)).toMatchObject({
+      level: 'WARN',
+      message: 'broadcast pull skipped a message whose filter expression or transform failed',
+      offset: 1,
+      consumerId: 'c',
+    });
     warn.mockRestore();
   });
 
@@ -444,7 +449,12 @@ describe('failures and races', () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
     const got = await w.pull();
     expect(got.map((d) => d.partition)).toEqual([0]);
-    expect(JSON.parse(warn.mock.calls[0]![0] as string)).toMatchObject({ partitions: [1], error: 'Error: throttled' });
+    expect(JSON.parse(warn.mock.calls[0]![0] as string)).toMatchObject({
+      level: 'WARN',
+      message: 'pull skipped a failing partition and returned what other partitions committed',
+      partitions: [1],
+      error: 'Error: throttled',
+    });
     warn.mockRestore();
     expect(await rejection(w.pull())).toBe(boom);
   });

@@ -177,3 +177,62 @@ describe('retention', () => {
     expect(most).toBe(3);
   });
 });
+
+describe('retention: where a deadline stops a pass', () => {
+  /** One topic of one partition with 60 expired segments before its newest. */
+  async function sixty(stores: MemoryStores) {
+    return topicWith(stores, [...Array.from({ length: 60 }, () => ({ producedAt: T0 })), { producedAt: T0 + 10 * HOUR }], { partitions: 1 });
+  }
+
+  it('checks the deadline before every call: what each stopping point leaves', async () => {
+    // The pass reads the clock before starting the partition (1), before its oldest segment (2), before the
+    // tail (3), before the key page (4) and before each delete of 25 (5, 6, 7). Late from check k:
+    const expected = [
+      { deleted: 0, complete: false, started: 0 },
+      { deleted: 0, complete: false, started: 1 },
+      { deleted: 0, complete: false, started: 1 },
+      { deleted: 0, complete: false, started: 1 },
+      { deleted: 0, complete: false, started: 1 },
+      { deleted: 25, complete: false, started: 1 },
+      { deleted: 50, complete: false, started: 1 },
+      { deleted: 60, complete: true, started: 1 },
+    ];
+    for (const [i, outcome] of expected.entries()) {
+      const stores = memoryStores();
+      const topic = await sixty(stores);
+      let ticks = 0;
+      // Late from the (i + 1)th check on: the clock reaches the deadline exactly.
+      const clock = () => (++ticks > i ? 5 : 0);
+      const result = await trimAllTopics(stores, T0 + 2 * HOUR, { deadline: 5, clock, concurrency: 1 });
+      expect({ k: i + 1, ...result }).toEqual({ k: i + 1, ...outcome, topics: 1, forgotten: 0 });
+      expect(bases(stores, topic)).toHaveLength(61 - outcome.deleted);
+    }
+  });
+
+  it('a segment exactly as old as the retention stays even behind an older one', async () => {
+    const stores = memoryStores();
+    const cutoff = T0 + 10 * HOUR - HOUR;
+    const topic = await topicWith(stores, [{ producedAt: cutoff - 1 }, { producedAt: cutoff }, { producedAt: T0 + 10 * HOUR }], { partitions: 1 });
+    expect(await trimTopic(stores, topic.name, T0 + 10 * HOUR)).toBe(1);
+    expect(bases(stores, topic)).toEqual([1, 2]);
+  });
+
+  it('orders topics and graves together by key, so the cursor hands on in that order', async () => {
+    const stores = memoryStores();
+    const suffix = unique('');
+    const live = await topicWith(stores, [{ producedAt: T0 }], { name: `b${suffix}`, partitions: 1 });
+    const grave = await topicWith(stores, [{ producedAt: T0 }], { name: `a${suffix}`, partitions: 1 });
+    await stores.catalog.buryTopic(grave);
+    await stores.catalog.deleteTopic(grave.name);
+    const startsOne = () => {
+      let ticks = 0;
+      return { deadline: 5, clock: () => (++ticks > 2 ? 5 : 0), concurrency: 1 };
+    };
+    expect((await trimAllTopics(stores, T0, startsOne())).started).toBe(1);
+    expect(stores.catalog.retentionCursor).toBe(topicKeyOf(grave));
+    await trimAllTopics(stores, T0, startsOne());
+    expect(stores.catalog.retentionCursor).toBe(topicKeyOf(live));
+    await trimAllTopics(stores, T0, startsOne());
+    expect(stores.catalog.retentionCursor).toBe(topicKeyOf(grave));
+  });
+});

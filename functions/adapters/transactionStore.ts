@@ -159,6 +159,17 @@ export class DynamoTransactionStore implements TransactionStore {
   }
 
   async checkBackSecret(): Promise<string> {
+    // Made once and never changed: one read per process, not one per prepare and per check.
+    this.secret ??= this.readOrCreateSecret().catch((error: unknown) => {
+      this.secret = undefined;
+      throw error;
+    });
+    return this.secret;
+  }
+
+  private secret: Promise<string> | undefined;
+
+  private async readOrCreateSecret(): Promise<string> {
     const read = async () =>
       (await this.client.send(new GetCommand({ TableName: this.secretsTable, Key: { pk: CHECK_BACK_SECRET_KEY }, ConsistentRead: true }))).Item?.s as
         | string

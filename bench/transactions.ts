@@ -5,11 +5,12 @@
  *
  * 1. commit throughput and latency next to plain produce: one message (prepare + commit vs one produce), and
  *    three messages in three topics (one transaction vs three produces), with request units per message;
- * 2. the check-back start delay: transactions left prepared, timeouts 2..6 s, a check-back URL answering
- *    commit; delay = when the endpoint received check 1 − the transaction's expiresAt;
+ * 2. the check-back start delay: transactions left prepared with a check-back URL answering commit, at a
+ *    steady load (one reaching its timeout each second) and in a burst (100 within 5 s); delay = when the
+ *    endpoint received check 1 − the transaction's expiresAt;
  * 3. cost per million transactions at AWS list prices, committed in time and checked back once.
  *
- * Knobs: BENCH_TX_COUNT (200 per throughput case), BENCH_TX_CHECKED (100), SLUICE_SQS_POLLERS (5).
+ * Knobs: BENCH_TX_COUNT (200 per throughput case), BENCH_TX_STEADY (20), BENCH_TX_CHECKED (100), SLUICE_SQS_POLLERS (5).
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,6 +23,7 @@ import { startLocalRuntime } from '../local/runtime.js';
 
 const COUNT = Number(process.env.BENCH_TX_COUNT ?? 200);
 const CHECKED = Number(process.env.BENCH_TX_CHECKED ?? 100);
+const STEADY = Number(process.env.BENCH_TX_STEADY ?? 20);
 const CONCURRENCY = 4;
 const BODY_BYTES = 200;
 process.env.SLUICE_SQS_POLLERS ??= '5';
@@ -114,8 +116,10 @@ async function main() {
   });
   await new Promise<void>((r) => decider.listen(0, '127.0.0.1', () => r()));
   const deciderUrl = `http://127.0.0.1:${(decider.address() as AddressInfo).port}/check`;
-  let checkBack = { delays: [] as number[], decided: 0, wru: 0, rru: 0 };
-  const startDelays: number[] = [];
+  type CheckBackRun = { count: number; starts: number[]; delays: number[]; decided: number; wru: number; rru: number };
+  const none: CheckBackRun = { count: 0, starts: [], delays: [], decided: 0, wru: 0, rru: 0 };
+  let checkBack = none;
+  let steady = none;
   try {
     for (const t of topics) await call('PUT', `${api}/v1/topics/${t}`, { partitions: 4 });
     const measure = async (name: string, messagesPerOp: number, op: (i: number) => Promise<void>) => {
@@ -150,41 +154,49 @@ async function main() {
       await call('POST', `${api}/v1/transactions/${tx.id}/commit`);
     });
 
-    // Check-back: prepared and left; the check-back asks the decider, which answers commit.
-    startMetering();
-    const prepared: Array<{ id: string; expiresAt: number }> = [];
-    for (let i = 0; i < CHECKED; i++) {
-      const tx = await call('POST', `${api}/v1/transactions`, {
-        messages: [{ topic: topics[1], body: body() }],
-        timeoutSeconds: 2 + (i % 5),
-        checkBack: { url: deciderUrl },
-      });
-      prepared.push({ id: tx.id, expiresAt: Date.parse(tx.expiresAt) });
-    }
-    const cap = Math.max(...prepared.map((p) => p.expiresAt)) + 60_000;
-    let decided = 0;
-    while (Date.now() < cap) {
-      decided = 0;
-      for (const p of prepared) if ((await call('GET', `${api}/v1/transactions/${p.id}`)).state === 'committed') decided++;
-      if (decided === prepared.length) break;
-      await sleep(1000);
-    }
-    const meter = readMeter();
-    // Where the delay goes: the timeout consumer starting the execution, then the state machine reaching the producer.
-    const sfn = new SFNClient({});
-    const machineArn = process.env.CHECK_BACK_STATE_MACHINE_ARN!;
-    for (const p of prepared) {
-      const execution = await sfn.send(
-        new DescribeExecutionCommand({ executionArn: `${machineArn.replace(':stateMachine:', ':execution:')}:${p.id}` }),
-      );
-      if (execution.startDate) startDelays.push(execution.startDate.getTime() - p.expiresAt);
-    }
-    checkBack = {
-      delays: prepared.flatMap((p) => (received.has(p.id) ? [received.get(p.id)! - p.expiresAt] : [])),
-      decided,
-      wru: meter.writeUnits / CHECKED,
-      rru: meter.readUnits / CHECKED,
+    // Check-back: prepared and left; the check-back asks the decider, which answers commit. Two loads: a
+    // steady one (one transaction reaching its timeout per second) and a burst (CHECKED within 5 s).
+    const checkBackRun = async (count: number, timeoutOf: (i: number) => number) => {
+      startMetering();
+      const prepared: Array<{ id: string; expiresAt: number }> = [];
+      for (let i = 0; i < count; i++) {
+        const tx = await call('POST', `${api}/v1/transactions`, {
+          messages: [{ topic: topics[1], body: body() }],
+          timeoutSeconds: timeoutOf(i),
+          checkBack: { url: deciderUrl },
+        });
+        prepared.push({ id: tx.id, expiresAt: Date.parse(tx.expiresAt) });
+      }
+      const cap = Math.max(...prepared.map((p) => p.expiresAt)) + 60_000;
+      let decided = 0;
+      while (Date.now() < cap) {
+        decided = 0;
+        for (const p of prepared) if ((await call('GET', `${api}/v1/transactions/${p.id}`)).state === 'committed') decided++;
+        if (decided === prepared.length) break;
+        await sleep(1000);
+      }
+      const meter = readMeter();
+      // Where the delay goes: the timeout consumer starting the execution, then the state machine reaching the producer.
+      const sfn = new SFNClient({});
+      const machineArn = process.env.CHECK_BACK_STATE_MACHINE_ARN!;
+      const starts: number[] = [];
+      for (const p of prepared) {
+        const execution = await sfn.send(
+          new DescribeExecutionCommand({ executionArn: `${machineArn.replace(':stateMachine:', ':execution:')}:${p.id}` }),
+        );
+        if (execution.startDate) starts.push(execution.startDate.getTime() - p.expiresAt);
+      }
+      return {
+        count,
+        starts,
+        delays: prepared.flatMap((p) => (received.has(p.id) ? [received.get(p.id)! - p.expiresAt] : [])),
+        decided,
+        wru: meter.writeUnits / count,
+        rru: meter.readUnits / count,
+      };
     };
+    steady = await checkBackRun(STEADY, (i) => 2 + i);
+    checkBack = await checkBackRun(CHECKED, (i) => 2 + (i % 5));
   } finally {
     await new Promise<void>((r) => decider.close(() => r()));
     await runtime.stop();
@@ -202,14 +214,20 @@ async function main() {
   const one = rows[1]!;
   const plain = rows[0]!;
   console.log(`\nCommitted-transaction throughput / plain produce (1 message): ${f((one.opsPerSecond / plain.opsPerSecond) * 100)}%`);
-  const d = checkBack.delays;
-  console.log(`\nCheck-back start delay (check 1 received − expiresAt), ${d.length} of ${CHECKED} transactions checked, ${checkBack.decided} committed by check-back; target p99 ≤ 1000 ms`);
-  console.log('| measured from expiresAt to | p50 (ms) | p99 (ms) | max (ms) | min (ms) |');
-  console.log('|---|---:|---:|---:|---:|');
-  const line = (what: string, xs: number[]) =>
-    console.log(`| ${what} | ${f(pct(xs, 50))} | ${f(pct(xs, 99))} | ${f(xs.length ? Math.max(...xs) : NaN)} | ${f(xs.length ? Math.min(...xs) : NaN)} |`);
-  line('the execution started (timeout consumer)', startDelays);
-  line('check 1 received by the producer', d);
+  console.log('\nCheck-back start delay after the timeout (target p99 ≤ 1000 ms): when the execution started, and when the producer received check 1');
+  console.log('| load | checked | from expiresAt to | p50 (ms) | p99 (ms) | max (ms) | min (ms) |');
+  console.log('|---|---:|---|---:|---:|---:|---:|');
+  const line = (load: string, run: CheckBackRun, what: string, xs: number[]) =>
+    console.log(
+      `| ${load} | ${run.delays.length} of ${run.count} | ${what} | ${f(pct(xs, 50))} | ${f(pct(xs, 99))} | ${f(xs.length ? Math.max(...xs) : NaN)} | ${f(xs.length ? Math.min(...xs) : NaN)} |`,
+    );
+  for (const [load, run] of [
+    [`steady: one timeout a second, ${STEADY} in all`, steady],
+    [`burst: ${CHECKED} timeouts within 5 s`, checkBack],
+  ] as const) {
+    line(load, run, 'execution started (timeout consumer)', run.starts);
+    line(load, run, 'check 1 received by the producer', run.delays);
+  }
 
   // Cost per million transactions of one 200-byte message, at list prices.
   const lambdaCall = PRICE.lambdaRequest + (LAMBDA_MS / 1000) * LAMBDA_GB * PRICE.lambdaGbSecond;

@@ -17,16 +17,21 @@ const QUALITY = 5;
 /** Below one billed write unit compression cannot save one. */
 const MIN_COMPRESS_BYTES = 1024;
 
-export function encodeRecords(records: readonly StoredRecord[]): { m: string } | { z: Uint8Array } {
-  const json = JSON.stringify(records);
+/** Brotli of `json` when it saves a billed kilobyte, else undefined (small JSON, or random bytes that barely shrink). */
+function compressedIfCheaper(json: string): Uint8Array | undefined {
   const bytes = Buffer.byteLength(json, 'utf8');
-  if (bytes < MIN_COMPRESS_BYTES) return { m: json };
+  if (bytes < MIN_COMPRESS_BYTES) return undefined;
   const compressed = brotliCompressSync(json, {
     params: { [constants.BROTLI_PARAM_QUALITY]: QUALITY, [constants.BROTLI_PARAM_SIZE_HINT]: bytes, [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT },
   });
-  // Random bytes (already compressed bodies) may not shrink by a billed kilobyte: keep them readable as they are.
-  if (Math.ceil(compressed.length / 1024) >= Math.ceil(bytes / 1024)) return { m: json };
-  return { z: new Uint8Array(compressed.buffer, compressed.byteOffset, compressed.length) };
+  if (Math.ceil(compressed.length / 1024) >= Math.ceil(bytes / 1024)) return undefined;
+  return new Uint8Array(compressed.buffer, compressed.byteOffset, compressed.length);
+}
+
+export function encodeRecords(records: readonly StoredRecord[]): { m: string } | { z: Uint8Array } {
+  const json = JSON.stringify(records);
+  const z = compressedIfCheaper(json);
+  return z ? { z } : { m: json };
 }
 
 export function decodeRecords(item: Record<string, unknown>): StoredRecord[] {
@@ -39,13 +44,8 @@ export function decodeRecords(item: Record<string, unknown>): StoredRecord[] {
  * pull and ack): `<name>` as a JSON string, or `<name>z` as brotli of it when that saves a billed kilobyte.
  */
 export function packJson(name: string, json: string): Record<string, string | Uint8Array> {
-  const bytes = Buffer.byteLength(json, 'utf8');
-  if (bytes < MIN_COMPRESS_BYTES) return { [name]: json };
-  const compressed = brotliCompressSync(json, {
-    params: { [constants.BROTLI_PARAM_QUALITY]: QUALITY, [constants.BROTLI_PARAM_SIZE_HINT]: bytes, [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT },
-  });
-  if (Math.ceil(compressed.length / 1024) >= Math.ceil(bytes / 1024)) return { [name]: json };
-  return { [`${name}z`]: new Uint8Array(compressed.buffer, compressed.byteOffset, compressed.length) };
+  const compressed = compressedIfCheaper(json);
+  return compressed ? { [`${name}z`]: compressed } : { [name]: json };
 }
 
 export function unpackJson(item: Record<string, unknown>, name: string): string | undefined {

@@ -1,4 +1,3 @@
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { SFNClient, SendTaskSuccessCommand, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { Config } from '../config.js';
@@ -9,13 +8,13 @@ import { sqs } from './delayQueue.js';
 import { dynamo } from './dynamoClient.js';
 import { postSigned } from './httpPush.js';
 import { instrument } from './instrument.js';
+import { invokeJson } from './lambdaInvoke.js';
 import { DynamoTransactionStore } from './transactionStore.js';
 
 /** SQS DelaySeconds stops at 900 (15 minutes). */
 const SQS_MAX_DELAY_SECONDS = 900;
 
 let sfnClient: SFNClient | undefined;
-let lambdaClient: LambdaClient | undefined;
 
 /** One Step Functions client per process; locally AWS_ENDPOINT_URL(_SFN) points it at the emulator. */
 function sfn(): SFNClient {
@@ -23,14 +22,6 @@ function sfn(): SFNClient {
   sfnClient = new SFNClient({ maxAttempts: 5 });
   instrument(sfnClient.middlewareStack, { meter: false });
   return sfnClient;
-}
-
-function lambda(): LambdaClient {
-  if (lambdaClient) return lambdaClient;
-  // No SDK retries: the state machine asks again after checkIntervalSeconds (a retried invoke is a second check).
-  lambdaClient = new LambdaClient({ maxAttempts: 1 });
-  instrument(lambdaClient.middlewareStack, { meter: false });
-  return lambdaClient;
 }
 
 /** The wire form of a timeout message; read back by parseTimeoutBody. */
@@ -95,21 +86,9 @@ function checkBackCaller(config: Config): CheckBackCaller {
         if ('failure' in outcome) return { answer: 'error', reason: outcome.failure };
         return httpCheckAnswer(outcome.status, outcome.text);
       }
-      try {
-        const out = await lambda().send(new InvokeCommand({ FunctionName: target.functionArn, Payload: Buffer.from(payload) }), {
-          abortSignal: AbortSignal.timeout(TX.checkTimeoutSeconds * 1000),
-        });
-        const text = out.Payload ? Buffer.from(out.Payload).toString('utf8') : '';
-        let parsed: unknown = null;
-        try {
-          parsed = text ? JSON.parse(text) : null;
-        } catch {
-          parsed = null;
-        }
-        return lambdaCheckAnswer(out.FunctionError, parsed);
-      } catch (error) {
-        return { answer: 'error', reason: `invoke failed: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}` };
-      }
+      const outcome = await invokeJson(target.functionArn, payload, TX.checkTimeoutSeconds);
+      if ('failure' in outcome) return { answer: 'error', reason: outcome.failure };
+      return lambdaCheckAnswer(outcome.functionError, outcome.result);
     },
   };
 }

@@ -4,7 +4,7 @@ import { serverMessageId } from '../ids.js';
 import { topicKeyOf, topicNameOf, type DedupEntry, type Stores } from '../ports.js';
 import { sleep } from '../time.js';
 import type { CommitResult, DecidedBy, Transaction } from './model.js';
-import { CommitCancelled, type CommitSegment, type TransactionStore } from './ports.js';
+import { CommitCancelled, type CommitDecision, type CommitSegment, type TransactionStore } from './ports.js';
 import { segmentPlan } from './segments.js';
 
 export const transactionNotFound = (id: string) => new SluiceError('TransactionNotFound', `Transaction '${id}' does not exist (or its record expired).`);
@@ -48,7 +48,10 @@ export async function commitTransaction(
       throw new SluiceError('Conflict', `Topic '${gone}' was deleted after transaction '${id}' was prepared: the transaction is rolled back.`);
     }
     const attemptResult = await tryCommit(stores, transactions, tx, decidedBy, duplicates, idWindowSeconds);
-    if (attemptResult === 'committed') return requireTransaction(transactions, id);
+    if (typeof attemptResult === 'object') {
+      // What the commit wrote, without reading it back (the stored item drops the prepared messages too).
+      return { ...tx, state: 'committed', messages: [], decidedBy, decidedAt: attemptResult.at, results: attemptResult.results };
+    }
     if (attemptResult === 'decided') {
       tx = await requireTransaction(transactions, id);
       continue;
@@ -83,7 +86,7 @@ async function tryCommit(
   decidedBy: DecidedBy,
   duplicates: Map<number, CommitResult>,
   idWindowSeconds: number,
-): Promise<'committed' | 'decided' | 'raced'> {
+): Promise<CommitDecision | 'decided' | 'raced'> {
   const plan = segmentPlan(tx.messages, new Set(duplicates.keys()));
   // Where each partition ends now (strongly consistent); the commit's conditions catch any later writer.
   const tails = new Map<string, number>();
@@ -111,8 +114,9 @@ async function tryCommit(
   });
   const idExpiresAt = Math.floor(producedAt / 1000) + idWindowSeconds;
   try {
-    await transactions.commit(tx.id, segments, idExpiresAt, { decidedBy, at: producedAt, results: results.map((r) => r!) });
-    return 'committed';
+    const decision: CommitDecision = { decidedBy, at: producedAt, results: results.map((r) => r!) };
+    await transactions.commit(tx.id, segments, idExpiresAt, decision);
+    return decision;
   } catch (error) {
     if (!(error instanceof CommitCancelled)) throw error;
     if (error.decided) return 'decided';

@@ -296,6 +296,43 @@ describe('transactions under lost replies and crashes', () => {
     }
   });
 
+  it('prepare and rollback with any one AWS call losing its reply: one transaction, prepared, then rolled back once', async () => {
+    for (let nth = 1; ; nth++) {
+      const t = await topicWithGroup(api, { partitions: 1 });
+      injectFault({ command: '*', when: 'lostReply', nth });
+      const reply = await api('POST', '/v1/transactions', { messages: [{ topic: t.topic, body: 1 }], checkBack: { url: 'http://127.0.0.1:9/x' }, timeoutSeconds: 3600 });
+      const fired = faultFired();
+      clearFault();
+      expect(reply.status, `prepare, call ${nth}: ${JSON.stringify(reply.body)}`).toBe(201);
+      expect(await storedTransactionsMentioning(t.topic)).toHaveLength(1);
+      if (!fired) break;
+    }
+    for (let nth = 1; ; nth++) {
+      const t = await topicWithGroup(api, { partitions: 1 });
+      const tx = await prepare(api, { messages: [{ topic: t.topic, body: 1 }] });
+      injectFault({ command: '*', when: 'lostReply', nth });
+      const reply = await api('POST', `/v1/transactions/${tx.id}/rollback`);
+      const fired = faultFired();
+      clearFault();
+      expect(reply.status, `rollback, call ${nth}`).toBe(200);
+      expect(reply.body).toEqual({ id: tx.id, state: 'rolledBack' });
+      expect((await api('POST', `/v1/transactions/${tx.id}/commit`)).status).toBe(409);
+      if (!fired) break;
+    }
+  });
+
+  it('rollback killed after any one AWS call: the retry answers rolled back, and nothing was committed', async () => {
+    for (let nth = 1; nth <= 2; nth++) {
+      const t = await topicWithGroup(api, { partitions: 1 });
+      const tx = await prepare(api, { messages: [{ topic: t.topic, body: 1 }] });
+      injectFault({ command: '*', when: 'after', nth });
+      expect((await api('POST', `/v1/transactions/${tx.id}/rollback`)).status).toBe(500);
+      expect(faultFired()).toBe(true);
+      expect((await api('POST', `/v1/transactions/${tx.id}/rollback`)).body).toEqual({ id: tx.id, state: 'rolledBack' });
+      expect(await readPartition(api, t.topic, 0)).toEqual([]);
+    }
+  });
+
   it('prepare killed after any one AWS call leaves no transaction that is never checked back', async () => {
     const t = await topicWithGroup(api, { partitions: 1 });
     const body = { messages: [{ topic: t.topic, body: 1 }], checkBack: { url: 'http://127.0.0.1:9/x' }, timeoutSeconds: 3600 };

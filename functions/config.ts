@@ -9,6 +9,7 @@ const ConfigSchema = z.object({
   DELAY_TABLE: z.string().min(1),
   SECRETS_TABLE: z.string().min(1),
   TRANSACTIONS_TABLE: z.string().min(1),
+  SESSIONS_TABLE: z.string().min(1),
   /** The local runtime pushes to private and loopback addresses (API.md); the deployed stack never does. */
   SLUICE_PUSH_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false'),
   DELAY_QUEUE_URL: z.string().url(),
@@ -30,6 +31,7 @@ export interface Config {
     readonly delays: string;
     readonly secrets: string;
     readonly transactions: string;
+    readonly sessions: string;
   };
   readonly pushAllowPrivate: boolean;
   readonly delayQueueUrl: string;
@@ -58,6 +60,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       delays: parsed.data.DELAY_TABLE,
       secrets: parsed.data.SECRETS_TABLE,
       transactions: parsed.data.TRANSACTIONS_TABLE,
+      sessions: parsed.data.SESSIONS_TABLE,
     },
     pushAllowPrivate: parsed.data.SLUICE_PUSH_ALLOW_PRIVATE === 'true',
     delayQueueUrl: parsed.data.DELAY_QUEUE_URL,

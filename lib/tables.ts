@@ -79,6 +79,14 @@ export const TABLES = [
     purpose: 'Transactions, pk = transaction id: state, prepared messages (until the decision), checks, decision and commit results.',
   },
   {
+    id: 'Sessions',
+    envVar: 'SESSIONS_TABLE',
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'N' },
+    ttlAttribute: 'exp',
+    purpose: 'Producer sessions, pk "<topic>@<epoch>#<session>": the head (sk -1: next sequence, version) and one record per request (sk = its first sequence: where its messages landed).',
+  },
+  {
     id: 'Secrets',
     envVar: 'SECRETS_TABLE',
     partitionKey: { name: 'pk', type: 'S' },

@@ -53,7 +53,7 @@ export function dedupPut(dedupTable: string, topicKey: string, id: DedupEntry, i
 }
 
 /** The offset after a segment item in wire form (as a condition failure returns it). */
-function segmentEnd(item: Record<string, AttributeValue> | undefined): number | undefined {
+export function segmentEnd(item: Record<string, AttributeValue> | undefined): number | undefined {
   if (!item?.sk?.N || !item.n?.N) return undefined;
   return Number(item.sk.N) + Number(item.n.N);
 }

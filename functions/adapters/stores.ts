@@ -7,6 +7,7 @@ import { DynamoGroupStateStore } from './groupStateStore.js';
 import { DynamoLogStore } from './logStore.js';
 import { DynamoDelayStore } from './delayStore.js';
 import { DynamoSecretStore } from './secretStore.js';
+import { DynamoSessionStore } from './sessionStore.js';
 import { SqsDelayQueue, sqs } from './delayQueue.js';
 import { SqsPushQueue } from './pushQueue.js';
 
@@ -25,6 +26,7 @@ export function dynamoStores(config: Config): Stores {
     delayQueue: new SqsDelayQueue(sqs(), config.delayQueueUrl, config.delayQueueMaxSeconds),
     secrets: new DynamoSecretStore(client, config.tables.secrets),
     pushQueue: new SqsPushQueue(sqs(), config.pushQueueUrl),
+    sessions: new DynamoSessionStore(client, config.tables.sessions, config.tables.log),
   };
   return cached;
 }

@@ -9,7 +9,8 @@ export type ErrorCode =
   | 'Throttled'
   | 'NotSupported'
   | 'TransactionNotFound'
-  | 'TransactionTooLarge';
+  | 'TransactionTooLarge'
+  | 'OutOfOrderSequence';
 
 export class SluiceError extends Error {
   constructor(

@@ -28,6 +28,8 @@ export const LIMITS = {
   maxHeaderValueLength: 4096,
   maxKeyLength: 256,
   maxIdLength: 128,
+  /** Producer session names (docs/sessions.md): a client-chosen id, such as a UUID. */
+  sessionPattern: /^[A-Za-z0-9_.:-]{1,128}$/,
   /** Producer ids are remembered at least this long (API.md says 24 h at least). */
   dedupWindowSeconds: 24 * 3600,
   /** In-flight window per partition and group (offsets between the ack floor and the dispatch point); DDMQ uses 1024. */

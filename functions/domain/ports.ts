@@ -216,6 +216,56 @@ export interface LogStore {
   segmentKeysFrom(topicKey: string, partition: number, fromBase: number, limit: number): Promise<Array<{ base: number; count: number; producedAt: number }>>;
 }
 
+/** A producer session's head (functions/domain/sessions/): the next sequence it expects, and a version. */
+export interface SessionHead {
+  readonly next: number;
+  readonly version: number;
+}
+
+/**
+ * Where one request of a session landed: sequences `first` .. `first + count - 1`, in message order, as
+ * runs of consecutive offsets `[partition, offset, count]`, all produced at `producedAt`.
+ */
+export interface SessionRecord {
+  readonly first: number;
+  readonly count: number;
+  readonly producedAt: number;
+  readonly runs: ReadonlyArray<readonly [partition: number, offset: number, count: number]>;
+}
+
+/** One request of a session: its segments, its record and the head's move, all or nothing. */
+export interface SessionAppend {
+  readonly topicKey: string;
+  readonly session: string;
+  /** The head the request was planned on; undefined for a session's first request. */
+  readonly expected?: SessionHead;
+  readonly segments: readonly SegmentWrite[];
+  readonly record: SessionRecord;
+  /** When the head and the record may expire (epoch seconds). */
+  readonly expiresAt: number;
+}
+
+/** Thrown by SessionStore.append when another writer got there first; nothing was written. */
+export class SessionAppendCancelled extends Error {
+  constructor(
+    /** The session moved on (another request of it, or this one's earlier try): read its head again. */
+    readonly headMoved: boolean,
+    /** Partitions whose offset was taken, with where the winner ends when the store saw it. */
+    readonly offsetsTaken: ReadonlyMap<number, number | undefined>,
+  ) {
+    super('session append cancelled');
+  }
+}
+
+export interface SessionStore {
+  /** The session's head, strongly consistent; undefined for a session never seen (or expired). */
+  head(topicKey: string, session: string): Promise<SessionHead | undefined>;
+  /** Records whose first sequence is within [fromFirst, toFirst], strongly consistent, in sequence order. */
+  records(topicKey: string, session: string, fromFirst: number, toFirst: number): Promise<SessionRecord[]>;
+  /** Writes the segments, the record and the head's move in one transaction, or throws SessionAppendCancelled. */
+  append(write: SessionAppend): Promise<void>;
+}
+
 export interface DedupStore {
   getMany(topicKey: string, ids: readonly string[]): Promise<Map<string, DedupEntry>>;
 }
@@ -313,6 +363,7 @@ export interface Stores {
   readonly delayQueue: DelayQueue;
   readonly secrets: SecretStore;
   readonly pushQueue: PushQueue;
+  readonly sessions: SessionStore;
 }
 
 export const topicKeyOf = (topic: Topic) => `${topic.name}@${topic.epoch}`;

@@ -6,6 +6,7 @@ import { topicKeyOf, type Stores, type Topic } from './ports.js';
 import { requireTopicCached } from './topics.js';
 import { appendAll, type AppendedResult, type Pending } from './log/append.js';
 import { prepareDelayed, scheduleDelayed, type ScheduledResult } from './delay/schedule.js';
+import { produceInSession, type ProducerSession } from './sessions/produceInSession.js';
 
 export type { AppendedResult } from './log/append.js';
 export { forgetTailHints, raceAppendsLikeSeparateProcesses } from './log/append.js';
@@ -20,10 +21,15 @@ export async function produce(
   topicName: string,
   inputs: readonly MessageInput[],
   deadline = Date.now() + DEFAULT_BUDGET_MS,
+  producer?: ProducerSession,
 ): Promise<ProduceResult[]> {
   // A message naming a partition the cached copy of the topic does not have (yet) re-reads the topic:
   // the topic may have grown since it was cached.
   const topic = await requireTopicCached(stores, topicName, Math.max(0, ...inputs.map((m) => (m.partition ?? -1) + 1)));
+  if (producer) {
+    // Sequenced by the session: no producer ids, no delays (checked with the request's schema).
+    return produceInSession(stores, topic, route(topic, inputs), producer, deadline);
+  }
   const topicKey = topicKeyOf(topic);
   // Delayed messages wait in the delay path (functions/domain/delay/) and land later.
   const delayed: Array<{ index: number; input: MessageInput }> = [];

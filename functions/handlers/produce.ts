@@ -7,6 +7,6 @@ export const handler = apiRoute({
   body: ProduceBody,
   run: async ({ params, body, stores, deadline }) => ({
     status: 200,
-    body: { results: await produce(stores, params.topic, body.messages, deadline) },
+    body: { results: await produce(stores, params.topic, body.messages, deadline, body.producer) },
   }),
 });

@@ -21,6 +21,7 @@ const STATUS: Record<ErrorCode | InvocationErrorCode | 'InternalError' | 'NotFou
   NotFound: 404,
   MethodNotAllowed: 405,
   Conflict: 409,
+  OutOfOrderSequence: 409,
   PayloadTooLarge: 413,
   Throttled: 429,
   InternalError: 500,

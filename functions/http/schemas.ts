@@ -106,9 +106,31 @@ function checkMessage(m: MessageShape, ctx: z.RefinementCtx) {
 
 const Message = z.object(MessageFields).strict().superRefine(checkMessage);
 
-export const ProduceBody = z
-  .object({ messages: z.array(Message).min(1).max(LIMITS.maxMessagesPerProduce) })
+/** A producer session (docs/sessions.md): retry-safe produce without an item per message. */
+const Producer = z
+  .object({
+    session: z.string().regex(LIMITS.sessionPattern, 'must be 1-128 characters of A-Z a-z 0-9 _ . : -'),
+    // The last message's sequence must stay an exact integer too.
+    sequence: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER - LIMITS.maxMessagesPerProduce),
+  })
   .strict();
+
+export const ProduceBody = z
+  .object({ messages: z.array(Message).min(1).max(LIMITS.maxMessagesPerProduce), producer: Producer.optional() })
+  .strict()
+  .superRefine((body, ctx) => {
+    if (!body.producer) return;
+    body.messages.forEach((m, i) => {
+      const given = (['id', 'delaySeconds', 'deliverAt', 'repeat'] as const).filter((field) => m[field] !== undefined);
+      if (given.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['messages', i, given[0]!],
+          message: `a message of a producer session cannot have ${given.join(', ')} (the session's sequence identifies it; delayed messages are not sequenced)`,
+        });
+      }
+    });
+  });
 
 const LambdaArn = z.string().regex(/^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]+)?$/, 'must be a Lambda function ARN');
 

@@ -92,6 +92,11 @@ describe('IAM grants cover what every function does', () => {
     await api('GET', '/v1/topics');
     await produce(api, topic, [{ body: 1, id: 'p-1' }, { body: 2, key: 'k' }, { body: 3, id: 'p-1' }]);
     await produce(api, topic, [{ body: 1, id: 'p-1' }]);
+    // A producer session: first request, a retry answered from its record, and the next request.
+    const session = { producer: { session: 'perm', sequence: 0 }, messages: [{ body: 's0' }, { body: 's1', key: 'k' }] };
+    expect((await api('POST', `/v1/topics/${topic}/messages`, session)).status).toBe(200);
+    expect((await api('POST', `/v1/topics/${topic}/messages`, session)).status).toBe(200);
+    expect((await api('POST', `/v1/topics/${topic}/messages`, { ...session, producer: { session: 'perm', sequence: 2 } })).status).toBe(200);
     await api('GET', base);
     await api('GET', `${base}/messages/p-1`);
     await api('GET', `${base}/partitions/0/messages?from=0&limit=10`);

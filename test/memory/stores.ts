@@ -19,6 +19,7 @@ import type { ApiKeyRecord, ApiKeyStore } from '../../functions/domain/apiKeys.j
 import type { PartitionProgress } from '../../functions/domain/groups/progress.js';
 import type { LogMessage, Segment } from '../../functions/domain/messages.js';
 import { minuteOf } from '../../functions/domain/delay/limits.js';
+import { MemorySessionStore } from './sessions.js';
 import {
   IdsTaken,
   LandingsGone,
@@ -562,6 +563,7 @@ export interface MemoryStores extends Stores {
   readonly delayQueue: MemoryDelayQueue;
   readonly secrets: MemorySecretStore;
   readonly pushQueue: MemoryPushQueue;
+  readonly sessions: MemorySessionStore;
   readonly calls: CallLog;
   /** Eventual consistency: freeze() keeps what eventually consistent reads see until thaw(). */
   readonly replica: { freeze(): void; thaw(): void };
@@ -582,6 +584,7 @@ export function memoryStores(options: { delayQueueMaxSeconds?: number } = {}): M
     delayQueue: new MemoryDelayQueue(options.delayQueueMaxSeconds),
     secrets: new MemorySecretStore(),
     pushQueue: new MemoryPushQueue(),
+    sessions: new MemorySessionStore(log, calls),
     calls,
     replica: {
       freeze() {

@@ -205,12 +205,7 @@ async function tryAppend(
   remaining: Pending[],
   results: (AppendedResult | undefined)[],
 ): Promise<'appended' | 'offset-taken' | { remaining: Pending[] }> {
-  const hintKey = `${topicKey}#${partition}`;
-  let base = tailHints.get(hintKey);
-  if (base === undefined) {
-    const tail = await stores.log.tail(topicKey, partition);
-    base = tail ? tail.base + tail.count : 0;
-  }
+  const base = await tailOf(stores, topicKey, partition);
   const producedAt = Date.now();
   const ids: DedupEntry[] = [];
   remaining.forEach((p, i) => {
@@ -232,17 +227,7 @@ async function tryAppend(
       return { remaining: remaining.filter((p) => !(p.landing && gone.has(p.landing.id))) };
     }
     if (error instanceof OffsetTaken) {
-      // The winner's segment came back with the failure: its end is where to try next (no tail read).
-      // Unless this try was already at a winner's end: then the log has moved on by more than one segment
-      // (writers this process never hears of, such as transaction commits), and walking it one segment per
-      // failed write would take as many tries as segments; the next try reads the tail instead.
-      if (error.endOfWinner !== undefined && !hintsFromWinners.has(hintKey)) {
-        tailHints.set(hintKey, error.endOfWinner);
-        hintsFromWinners.add(hintKey);
-      } else {
-        tailHints.delete(hintKey);
-        hintsFromWinners.delete(hintKey);
-      }
+      offsetTaken(topicKey, partition, error.endOfWinner);
       return 'offset-taken';
     }
     if (error instanceof IdsTaken) {
@@ -258,13 +243,45 @@ async function tryAppend(
     }
     throw error;
   }
-  tailHints.set(hintKey, base + remaining.length);
-  hintsFromWinners.delete(hintKey);
+  rememberTail(topicKey, partition, base + remaining.length);
   remaining.forEach((p, i) => {
     const offset = base + i;
     results[p.index] = { id: p.record.i ?? serverMessageId(producedAt, partition, offset), partition, offset };
   });
   return 'appended';
+}
+
+/** Where a partition's log ends: this process's hint, or a strongly consistent read of the tail. */
+export async function tailOf(stores: Stores, topicKey: string, partition: number): Promise<number> {
+  const hint = tailHints.get(`${topicKey}#${partition}`);
+  if (hint !== undefined) return hint;
+  const tail = await stores.log.tail(topicKey, partition);
+  return tail ? tail.base + tail.count : 0;
+}
+
+/** After this process appended up to `end`. */
+export function rememberTail(topicKey: string, partition: number, end: number) {
+  const hintKey = `${topicKey}#${partition}`;
+  tailHints.set(hintKey, end);
+  hintsFromWinners.delete(hintKey);
+}
+
+/**
+ * After an append found its offset taken. The winner's segment came back with the failure: its end is
+ * where to try next (no tail read). Unless this try was already at a winner's end: then the log has moved
+ * on by more than one segment (writers this process never hears of, such as transaction commits), and
+ * walking it one segment per failed write would take as many tries as segments; the next try reads the
+ * tail instead.
+ */
+export function offsetTaken(topicKey: string, partition: number, endOfWinner: number | undefined) {
+  const hintKey = `${topicKey}#${partition}`;
+  if (endOfWinner !== undefined && !hintsFromWinners.has(hintKey)) {
+    tailHints.set(hintKey, endOfWinner);
+    hintsFromWinners.add(hintKey);
+  } else {
+    tailHints.delete(hintKey);
+    hintsFromWinners.delete(hintKey);
+  }
 }
 
 /** For tests: forget the tail hints, as a cold Lambda would. */

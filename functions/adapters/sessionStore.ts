@@ -4,12 +4,15 @@ import { SEGMENT_CONDITION, segmentEnd, segmentItem } from './logStore.js';
 import { cancellationCodes, cancellationItem, isTransactionConflict, newWriteToken, writtenBy } from './dynamoErrors.js';
 
 /**
- * Producer sessions: pk "<topic>@<epoch>#<session>"; the head at sk = -1 (nx = next sequence, v = version,
- * w = write token), one record per request at sk = its first sequence (n = count, ts = produce time,
+ * Producer sessions: pk "<topic>@<epoch>#<session>"; the head at sk = -1 (nx = next sequence, w = write
+ * token), one record per request at sk = its first sequence (n = count, ts = produce time,
  * r = runs as JSON). exp = TTL (epoch seconds). Records are write-once and small (a request of unkeyed
  * messages is one run), so each costs one write unit however many messages it covers.
  */
 const HEAD = -1;
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+/** Past its TTL: gone for every purpose, although DynamoDB deletes it only within a few days. */
+const expired = (exp: number) => exp < nowSeconds();
 const sessionPk = (topicKey: string, session: string) => `${topicKey}#${session}`;
 
 export class DynamoSessionStore implements SessionStore {
@@ -21,9 +24,9 @@ export class DynamoSessionStore implements SessionStore {
 
   async head(topicKey: string, session: string) {
     const out = await this.client.send(
-      new GetCommand({ TableName: this.table, Key: { pk: sessionPk(topicKey, session), sk: HEAD }, ProjectionExpression: 'nx, v', ConsistentRead: true }),
+      new GetCommand({ TableName: this.table, Key: { pk: sessionPk(topicKey, session), sk: HEAD }, ProjectionExpression: 'nx, exp', ConsistentRead: true }),
     );
-    return out.Item ? { next: out.Item.nx as number, version: out.Item.v as number } : undefined;
+    return out.Item && !expired(out.Item.exp as number) ? { next: out.Item.nx as number } : undefined;
   }
 
   async records(topicKey: string, session: string, fromFirst: number, toFirst: number): Promise<SessionRecord[]> {
@@ -40,6 +43,7 @@ export class DynamoSessionStore implements SessionStore {
         }),
       );
       for (const item of out.Items ?? []) {
+        if (expired(item.exp as number)) continue;
         records.push({ first: item.sk as number, count: item.n as number, producedAt: item.ts as number, runs: JSON.parse(item.r as string) });
       }
       start = out.LastEvaluatedKey;
@@ -52,19 +56,21 @@ export class DynamoSessionStore implements SessionStore {
     const writeToken = newWriteToken();
     const pk = sessionPk(write.topicKey, write.session);
     const { record } = write;
+    const now = nowSeconds();
     const moveHead = {
       Update: {
         TableName: this.table,
         Key: { pk, sk: HEAD },
-        UpdateExpression: 'SET nx = :next, v = :version, w = :w, exp = :exp',
-        // Only from the head the request was planned on: two requests of one session never both land.
-        ConditionExpression: write.expected ? 'v = :expected' : 'attribute_not_exists(pk)',
+        UpdateExpression: 'SET nx = :next, w = :w, exp = :exp',
+        // Only from where the request starts: two requests of one session never both land on one head,
+        // and a request needs no read of the head first (a failed condition returns it).
+        ConditionExpression: record.first === 0 ? 'attribute_not_exists(pk) OR exp < :now' : 'nx = :first AND exp >= :now',
         ExpressionAttributeValues: {
           ':next': record.first + record.count,
-          ':version': (write.expected?.version ?? 0) + 1,
           ':w': writeToken,
           ':exp': write.expiresAt,
-          ...(write.expected ? { ':expected': write.expected.version } : {}),
+          ':now': now,
+          ...(record.first === 0 ? {} : { ':first': record.first }),
         },
         ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
       },
@@ -73,7 +79,9 @@ export class DynamoSessionStore implements SessionStore {
       Put: {
         TableName: this.table,
         Item: { pk, sk: record.first, n: record.count, ts: record.producedAt, r: JSON.stringify(record.runs), exp: write.expiresAt },
-        ConditionExpression: 'attribute_not_exists(pk)',
+        // A record of an expired session (TTL deletes the head and its records in any order) may be replaced.
+        ConditionExpression: 'attribute_not_exists(pk) OR exp < :now',
+        ExpressionAttributeValues: { ':now': now },
       },
     };
     const putSegments = write.segments.map((segment) => ({
@@ -90,9 +98,11 @@ export class DynamoSessionStore implements SessionStore {
         write.segments.forEach((segment, i) => {
           if (codes[2 + i] === 'ConditionalCheckFailed') offsetsTaken.set(segment.partition, segmentEnd(cancellationItem(error, 2 + i)));
         });
-        throw new SessionAppendCancelled(codes[0] === 'ConditionalCheckFailed' || codes[1] === 'ConditionalCheckFailed', offsetsTaken);
+        const headItem = cancellationItem(error, 0);
+        const head = headItem?.nx?.N && !expired(Number(headItem.exp?.N ?? 0)) ? { next: Number(headItem.nx.N) } : undefined;
+        throw new SessionAppendCancelled(codes[0] === 'ConditionalCheckFailed' || codes[1] === 'ConditionalCheckFailed', head, offsetsTaken);
       }
-      if (isTransactionConflict(error)) throw new SessionAppendCancelled(false, new Map());
+      if (isTransactionConflict(error)) throw new SessionAppendCancelled(false, undefined, new Map());
       throw error;
     }
   }

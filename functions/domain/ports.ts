@@ -216,10 +216,9 @@ export interface LogStore {
   segmentKeysFrom(topicKey: string, partition: number, fromBase: number, limit: number): Promise<Array<{ base: number; count: number; producedAt: number }>>;
 }
 
-/** A producer session's head (functions/domain/sessions/): the next sequence it expects, and a version. */
+/** A producer session's head (functions/domain/sessions/): the next sequence it expects. */
 export interface SessionHead {
   readonly next: number;
-  readonly version: number;
 }
 
 /**
@@ -233,12 +232,13 @@ export interface SessionRecord {
   readonly runs: ReadonlyArray<readonly [partition: number, offset: number, count: number]>;
 }
 
-/** One request of a session: its segments, its record and the head's move, all or nothing. */
+/**
+ * One request of a session: its segments, its record and the head's move from `record.first` to the
+ * record's end, all or nothing. The head must be at `record.first` (absent, when that is 0).
+ */
 export interface SessionAppend {
   readonly topicKey: string;
   readonly session: string;
-  /** The head the request was planned on; undefined for a session's first request. */
-  readonly expected?: SessionHead;
   readonly segments: readonly SegmentWrite[];
   readonly record: SessionRecord;
   /** When the head and the record may expire (epoch seconds). */
@@ -248,8 +248,10 @@ export interface SessionAppend {
 /** Thrown by SessionStore.append when another writer got there first; nothing was written. */
 export class SessionAppendCancelled extends Error {
   constructor(
-    /** The session moved on (another request of it, or this one's earlier try): read its head again. */
+    /** The head was not where the request starts: another request of the session, a retry, or a gap. */
     readonly headMoved: boolean,
+    /** The head as the failed condition found it (undefined: no head), when headMoved. */
+    readonly head: SessionHead | undefined,
     /** Partitions whose offset was taken, with where the winner ends when the store saw it. */
     readonly offsetsTaken: ReadonlyMap<number, number | undefined>,
   ) {

@@ -3,8 +3,8 @@ import type { Segment } from '../../functions/domain/messages.js';
 import type { CallLog, MemoryLogStore } from './stores.js';
 
 /**
- * Producer sessions in memory, with the adapter's transaction: the head moves only from the version the
- * request was planned on, and the record and every segment land together or not at all.
+ * Producer sessions in memory, with the adapter's transaction: the head moves only from where the request
+ * starts, and the record and every segment land together or not at all.
  */
 export class MemorySessionStore implements SessionStore {
   readonly heads = new Map<string, SessionHead>();
@@ -30,20 +30,22 @@ export class MemorySessionStore implements SessionStore {
     this.calls.push('sessions.append');
     const key = `${write.topicKey}#${write.session}`;
     const head = this.heads.get(key);
-    const headMoved = write.expected ? head?.version !== write.expected.version : head !== undefined;
+    const headMoved = write.record.first === 0 ? head !== undefined : head?.next !== write.record.first;
     const recordTaken = (this.records_.get(key) ?? []).some((r) => r.first === write.record.first);
     const offsetsTaken = new Map<number, number | undefined>();
     for (const segment of write.segments) {
       const winner = (this.log.partitions.get(`${write.topicKey}#${segment.partition}`) ?? []).find((s) => s.base === segment.base);
       if (winner) offsetsTaken.set(segment.partition, winner.base + winner.count);
     }
-    if (headMoved || recordTaken || offsetsTaken.size > 0) throw new SessionAppendCancelled(headMoved || recordTaken, offsetsTaken);
+    if (headMoved || recordTaken || offsetsTaken.size > 0) {
+      throw new SessionAppendCancelled(headMoved || recordTaken, headMoved && head ? { ...head } : undefined, offsetsTaken);
+    }
     for (const segment of write.segments) {
       const listKey = `${write.topicKey}#${segment.partition}`;
       const stored: Segment = { partition: segment.partition, base: segment.base, count: segment.records.length, producedAt: segment.producedAt, records: structuredClone(segment.records) };
       this.log.partitions.set(listKey, [...(this.log.partitions.get(listKey) ?? []), stored].sort((a, b) => a.base - b.base));
     }
     this.records_.set(key, [...(this.records_.get(key) ?? []), structuredClone(write.record)].sort((a, b) => a.first - b.first));
-    this.heads.set(key, { next: write.record.first + write.record.count, version: (write.expected?.version ?? 0) + 1 });
+    this.heads.set(key, { next: write.record.first + write.record.count });
   }
 }

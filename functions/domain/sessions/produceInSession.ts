@@ -40,11 +40,12 @@ export async function produceInSession(
   const topicKey = topicKeyOf(topic);
   const results: AppendedResult[] = new Array(pending.length);
   const waitForGapUntil = Math.min(deadline, Date.now() + GAP_WAIT_MS);
+  // Optimistic: a producer's next request starts where the session is, so the first try reads nothing and
+  // makes the head's move conditional on it; a failed condition returns the head, and the next try knows.
+  let next = producer.sequence;
   for (let attempt = 0; attempt < 100; attempt++) {
-    const head = await stores.sessions.head(topicKey, producer.session);
-    // A session starts at sequence 0: a request ahead of it waits for the first one (pipelining).
-    const next = head?.next ?? 0;
     if (producer.sequence > next) {
+      // A session starts at sequence 0: a request ahead of it waits for the earlier ones (pipelining).
       const wait = backoffMs(attempt);
       if (Date.now() + wait >= waitForGapUntil) {
         throw new SluiceError(
@@ -53,13 +54,18 @@ export async function produceInSession(
         );
       }
       await sleep(wait);
+      next = (await stores.sessions.head(topicKey, producer.session))?.next ?? 0;
       continue;
     }
     const known = Math.min(pending.length, next - producer.sequence);
     if (known > 0) await answerLanded(stores, topicKey, producer, known, next, results);
     if (known === pending.length) return results;
-    const appended = await tryAppend(stores, topic, topicKey, producer, head, pending, known, results);
-    if (appended) return results;
+    const outcome = await tryAppend(stores, topic, topicKey, producer, pending, known, results);
+    if (outcome === 'appended') return results;
+    if (outcome.headMoved) {
+      next = outcome.head?.next ?? 0;
+      continue;
+    }
     const wait = backoffMs(attempt);
     if (Date.now() + wait >= deadline) break;
     await sleep(wait);
@@ -89,17 +95,16 @@ async function answerLanded(stores: Stores, topicKey: string, producer: Producer
   }
 }
 
-/** One try at appending messages `known` .. end at the partitions' tails; false when someone got there first. */
+/** One try at appending messages `known` .. end at the partitions' tails, with the head at their first sequence. */
 async function tryAppend(
   stores: Stores,
   topic: Topic,
   topicKey: string,
   producer: ProducerSession,
-  head: SessionHead | undefined,
   pending: readonly Pending[],
   known: number,
   results: AppendedResult[],
-): Promise<boolean> {
+): Promise<'appended' | { headMoved: boolean; head?: SessionHead }> {
   const fresh = pending.slice(known);
   const byPartition = new Map<number, Pending[]>();
   for (const p of fresh) byPartition.set(p.partition, [...(byPartition.get(p.partition) ?? []), p]);
@@ -123,7 +128,6 @@ async function tryAppend(
     await stores.sessions.append({
       topicKey,
       session: producer.session,
-      ...(head ? { expected: head } : {}),
       segments,
       record: { first: producer.sequence + known, count: fresh.length, producedAt, runs: runsOf(positions) },
       expiresAt: Math.floor(producedAt / 1000) + Math.max(LIMITS.dedupWindowSeconds, topic.retentionHours * 3600),
@@ -131,12 +135,12 @@ async function tryAppend(
   } catch (error) {
     if (!(error instanceof SessionAppendCancelled)) throw error;
     for (const [partition, endOfWinner] of error.offsetsTaken) offsetTaken(topicKey, partition, endOfWinner);
-    return false;
+    return error.headMoved ? { headMoved: true, ...(error.head ? { head: error.head } : {}) } : { headMoved: false };
   }
   for (const [partition, end] of ends) rememberTail(topicKey, partition, end);
   fresh.forEach((_, i) => {
     const [partition, offset] = positions[i]!;
     results[known + i] = { id: serverMessageId(producedAt, partition, offset), partition, offset };
   });
-  return true;
+  return 'appended';
 }

@@ -3,10 +3,10 @@
  * message. Every test reads the log back: a message must be there exactly once, where the reply said.
  */
 import { DeleteCommand, QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { dynamo } from '../../functions/adapters/dynamoClient.js';
 import { clearFault, faultFired, injectFault } from '../../functions/adapters/faults.js';
-import { forgetTailHints } from '../../functions/domain/produce.js';
+import { forgetTailHints, raceAppendsLikeSeparateProcesses } from '../../functions/domain/produce.js';
 import { produce, topicWithGroup, uniqueName, useApi, type Api } from '../support/api.js';
 
 type Result = { id: string; partition: number; offset: number; duplicate?: boolean };
@@ -135,7 +135,12 @@ describe('producer sessions', () => {
     expect((await send(t.topic, session, 0, [{ body: 'ok' }])).status).toBe(200);
   });
 
-  it('the same request racing itself, and racing plain producers on the same partitions: each message once', async () => {
+  it.each([
+    ['in one process (appends queue per partition)', false],
+    ['as separate Lambda instances (appends race for the tails)', true],
+  ])('the same request racing itself, and racing plain producers on the same partitions, %s: each message once', async (_, race) => {
+    raceAppendsLikeSeparateProcesses(race);
+    onTestFinished(() => raceAppendsLikeSeparateProcesses(false));
     const t = await topicWithGroup(api, { partitions: 2 });
     const session = uniqueName('s');
     const bodies: string[] = [];

@@ -284,6 +284,19 @@ export function offsetTaken(topicKey: string, partition: number, endOfWinner: nu
   }
 }
 
+/**
+ * Runs `work` once no other append of this process is under way on any of `partitions` (taken in order,
+ * so two such waits never hold each other up), as appendAll's per-partition queues do.
+ */
+export async function exclusivelyOn<T>(topicKey: string, partitions: readonly number[], work: () => Promise<T>): Promise<T> {
+  const keys = [...new Set(partitions)].sort((a, b) => a - b).map((p) => `${topicKey}#${p}`);
+  const nest = (i: number): Promise<T> => (i === keys.length ? work() : serialized(keys[i]!, () => nest(i + 1)));
+  return nest(0);
+}
+
+/** A partition that no append of this process is using, starting at `preferred`. */
+export const quietPartition = (topicKey: string, preferred: number, partitions: number) => idlePartition(topicKey, preferred, partitions);
+
 /** For tests: forget the tail hints, as a cold Lambda would. */
 export const forgetTailHints = () => {
   tailHints.clear();

@@ -3,7 +3,7 @@ import { SluiceError } from '../errors.js';
 import { serverMessageId } from '../ids.js';
 import { SessionAppendCancelled, topicKeyOf, type SessionHead, type SegmentWrite, type Stores, type Topic } from '../ports.js';
 import { sleep } from '../time.js';
-import { chunkForSegments, offsetTaken, rememberTail, tailOf, type AppendedResult, type Pending } from '../log/append.js';
+import { chunkForSegments, exclusivelyOn, offsetTaken, quietPartition, rememberTail, tailOf, type AppendedResult, type Pending } from '../log/append.js';
 import { positionsOf, runsOf, type Position } from './runs.js';
 
 /** A produce request's place in a producer session: the sequence number of its first message. */
@@ -13,10 +13,11 @@ export interface ProducerSession {
 }
 
 /**
- * A request whose first sequence is ahead of the session waits this long for the earlier requests of a
- * pipelining producer to land, then answers OutOfOrderSequence.
+ * A request whose first sequence is ahead of the session waits for the earlier requests of a pipelining
+ * producer to land — as long as the session moves on at least once per this long (under contention the
+ * earlier ones may take a while), within the request's deadline — then answers OutOfOrderSequence.
  */
-const GAP_WAIT_MS = 1000;
+const GAP_WAIT_MS = 5000;
 const BACKOFF_BASE_MS = 10;
 const BACKOFF_CAP_MS = 500;
 const backoffMs = (attempt: number) => Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
@@ -39,7 +40,7 @@ export async function produceInSession(
 ): Promise<AppendedResult[]> {
   const topicKey = topicKeyOf(topic);
   const results: AppendedResult[] = new Array(pending.length);
-  const waitForGapUntil = Math.min(deadline, Date.now() + GAP_WAIT_MS);
+  let waitForGapUntil = Math.min(deadline, Date.now() + GAP_WAIT_MS);
   // Optimistic: a producer's next request starts where the session is, so the first try reads nothing and
   // makes the head's move conditional on it; a failed condition returns the head, and the next try knows.
   let next = producer.sequence;
@@ -54,7 +55,9 @@ export async function produceInSession(
         );
       }
       await sleep(wait);
-      next = (await stores.sessions.head(topicKey, producer.session))?.next ?? 0;
+      const moved = (await stores.sessions.head(topicKey, producer.session))?.next ?? 0;
+      if (moved !== next) waitForGapUntil = Math.min(deadline, Date.now() + GAP_WAIT_MS);
+      next = moved;
       continue;
     }
     const known = Math.min(pending.length, next - producer.sequence);
@@ -105,7 +108,23 @@ async function tryAppend(
   known: number,
   results: AppendedResult[],
 ): Promise<'appended' | { headMoved: boolean; head?: SessionHead }> {
-  const fresh = pending.slice(known);
+  // Unkeyed messages go where no other request of this process is appending (as appendAll's do), and the
+  // request waits for the partitions it writes instead of racing this process's other appends for their tails.
+  const movable = pending.find((p) => p.movable);
+  const quiet = movable ? quietPartition(topicKey, movable.partition, topic.partitions) : 0;
+  const fresh = pending.slice(known).map((p) => (p.movable ? { ...p, partition: quiet } : p));
+  return exclusivelyOn(topicKey, [...new Set(fresh.map((p) => p.partition))], () => appendFresh(stores, topic, topicKey, producer, fresh, known, results));
+}
+
+async function appendFresh(
+  stores: Stores,
+  topic: Topic,
+  topicKey: string,
+  producer: ProducerSession,
+  fresh: readonly Pending[],
+  known: number,
+  results: AppendedResult[],
+): Promise<'appended' | { headMoved: boolean; head?: SessionHead }> {
   const byPartition = new Map<number, Pending[]>();
   for (const p of fresh) byPartition.set(p.partition, [...(byPartition.get(p.partition) ?? []), p]);
   const partitions = [...byPartition.keys()];

@@ -48,17 +48,21 @@ describe('producer sessions', () => {
     const w = await world({ partitions: 3, group: null });
     const results = await inSession(w, 's', 0, [{ body: 'a' }, { body: 'b', key: 'k' }, { body: 'c' }]);
     const keyed = partitionForKey('k', 3);
-    expect(results[1]).toEqual({ id: serverMessageId(T0, keyed, 0), partition: keyed, offset: 0 });
-    // The unkeyed ones share a partition, one after the other.
-    expect(results[0]!.partition).toBe(results[2]!.partition);
-    expect('offset' in results[2]! && 'offset' in results[0]! && results[2].offset - results[0].offset).toBe(1);
+    // The keyed message on its key's partition; the unkeyed ones share a partition, in order (one after the
+    // other, or around the keyed one when the key maps to that partition too).
+    const [a, b, c] = results as Array<{ id: string; partition: number; offset: number }>;
+    expect(b).toEqual({ id: serverMessageId(T0, keyed, b!.offset), partition: keyed, offset: a!.partition === keyed ? 1 : 0 });
+    expect(c!.partition).toBe(a!.partition);
+    expect([a!.offset, c!.offset]).toEqual(a!.partition === keyed ? [0, 2] : [0, 1]);
     expect(w.stores.sessions.heads.get(`${w.topicKey}#s`)).toEqual({ next: 3 });
     const [record] = w.stores.sessions.records_.get(`${w.topicKey}#s`)!;
     expect(record).toMatchObject({ first: 0, count: 3, producedAt: T0 });
     expect([...positionsOf(record!).values()]).toEqual(results.map((r) => ['partition' in r && r.partition, 'offset' in r && r.offset]));
     expect(w.stores.calls.filter((c) => c === 'sessions.append')).toHaveLength(1);
-    // No head read on the way: the head's move is conditional on where the request starts.
+    // No head read on the way: the head's move is conditional on where the request starts; nothing landed
+    // before, so no records are read either.
     expect(w.stores.calls).not.toContain('sessions.head');
+    expect(w.stores.calls).not.toContain('sessions.records');
   });
 
   it('answers a retried request from its record, with the ids of the original produce time', async () => {
@@ -98,6 +102,11 @@ describe('producer sessions', () => {
     await inSession(w, 's', 0, big);
     const last = await inSession(w, 's', 499, [{ body: 499, partition: 0 }]);
     expect(last).toEqual([{ id: serverMessageId(T0, 0, 499), partition: 0, offset: 499, duplicate: true }]);
+    await inSession(w, 's', 500, Array.from({ length: 100 }, (_, i) => ({ body: 500 + i, partition: 0 })));
+    const records = vi.spyOn(w.stores.sessions, 'records');
+    const [again] = await inSession(w, 's', 550, [{ body: 550, partition: 0 }]);
+    expect(again).toMatchObject({ offset: 550, duplicate: true });
+    expect(records).toHaveBeenCalledWith(w.topicKey, 's', 51, 550);
   });
 
   it('a request ahead of the session is OutOfOrderSequence naming the next one, and stores nothing', async () => {
@@ -115,10 +124,12 @@ describe('producer sessions', () => {
   it('a forgotten record is OutOfOrderSequence, never a guess', async () => {
     const w = await world({ group: null });
     await inSession(w, 's', 0, [{ body: 0, partition: 0 }, { body: 1, partition: 0 }]);
-    w.stores.sessions.records_.set(`${w.topicKey}#s`, []);
-    const error = await rejection(inSession(w, 's', 1, [{ body: 1, partition: 0 }]));
+    await inSession(w, 's', 2, [{ body: 2, partition: 0 }, { body: 3, partition: 0 }]);
+    // The second request's record is gone (as TTL could have taken it), the first one's is there.
+    w.stores.sessions.records_.set(`${w.topicKey}#s`, w.stores.sessions.records_.get(`${w.topicKey}#s`)!.slice(0, 1));
+    const error = await rejection(inSession(w, 's', 1, [{ body: 1, partition: 0 }, { body: 2, partition: 0 }, { body: 3, partition: 0 }]));
     expect(error.code).toBe('OutOfOrderSequence');
-    expect(error.message).toBe("Producer session 's' no longer remembers sequence 1 (sessions remember their requests 24 h at least); its next sequence is 2.");
+    expect(error.message).toBe("Producer session 's' no longer remembers sequence 2 (sessions remember their requests 24 h at least); its next sequence is 4.");
   });
 
   it('a stale tail hint costs one failed write, then the request lands after the other writer', async () => {
@@ -129,7 +140,25 @@ describe('producer sessions', () => {
     const [result] = await inSession(w, 's', 1, [{ body: 1, partition: 0 }]);
     expect(result).toMatchObject({ partition: 0, offset: 3 });
     expect(w.stores.calls.filter((c) => c === 'sessions.append')).toHaveLength(3);
+    // A lost race for the offset says nothing about the session: no read of its head, no wait.
+    expect(w.stores.calls).not.toContain('sessions.head');
     expect((await browsePartition(w.stores, w.name, 0, undefined, 100)).messages.map((m) => m.body)).toEqual([0, 'other', 'other2', 1]);
+  });
+
+  it('a pipelined request waits for the earlier one, then lands after it', async () => {
+    vi.useRealTimers();
+    const w = await world({ group: null });
+    const later = inSession(w, 's', 1, [{ body: 'second', partition: 0 }], Date.now() + 3000);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await inSession(w, 's', 0, [{ body: 'first', partition: 0 }]);
+    expect(await later).toMatchObject([{ partition: 0, offset: 1 }]);
+    expect(w.stores.calls).toContain('sessions.head');
+  });
+
+  it('sends the unkeyed messages of concurrent requests to partitions nobody in this process is appending to', async () => {
+    const w = await world({ partitions: 2, group: null });
+    const [a, b] = await Promise.all([inSession(w, 'a', 0, [{ body: 'a' }]), inSession(w, 'b', 0, [{ body: 'b' }])]);
+    expect(new Set([a![0]!.partition, b![0]!.partition])).toEqual(new Set([0, 1]));
   });
 
   it('answers 429 when the session stays contended until the deadline, having stored nothing', async () => {

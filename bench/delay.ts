@@ -6,7 +6,7 @@
  *
  * 1. a spread of delays through the delay queue: 500 messages, delaySeconds uniform in 1..20;
  * 2. the same through the sweep: SLUICE_DELAY_QUEUE_MAX_SECONDS = 2 and a sweep every second; delays 3..20 s;
- * 3. produce throughput, plain and delayed (due in 10 minutes: a pending record each + a queue send), requests of 100 and 500;
+ * 3. produce throughput, plain and delayed (due in 10 minutes: id-less, so one pending group per request + a queue send), requests of 100 and 500;
  * 4. 10,000 messages due in the same second (queue path), produced in requests of 500 far enough ahead to finish first.
  *
  * Lateness is each landed message's producedAt (landing time) minus its deliverAt (due time), read back by
@@ -21,7 +21,9 @@
  * then never land; see that file). BENCH_DELAY_MOTO=stock runs the runtime's own launcher instead;
  * AWS_ENDPOINT_URL runs against that endpoint (LocalStack, AWS). Other knobs: BENCH_DELAY_SAME_SECOND
  * (10000), BENCH_DELAY_SPREAD (500), BENCH_DELAY_CAP_SECONDS (90: how long to wait for landings after the
- * last due time), SLUICE_SQS_POLLERS (5), BENCH_DETAIL=1 (units per function and command).
+ * last due time), SLUICE_SQS_POLLERS (5), BENCH_DETAIL=1 (units per function and command),
+ * BENCH_DELAY_CASES (all: "queue,sweep,throughput,burst"; e.g. BENCH_DELAY_CASES=burst runs case 4 alone,
+ * with a 40 s lead when case 3 did not measure the produce rate).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -56,6 +58,7 @@ const LANDING_CAP_MS = Number(process.env.BENCH_DELAY_CAP_SECONDS ?? 90) * 1000;
 /** Sweep path: the queue's reach, as SLUICE_DELAY_QUEUE_MAX_SECONDS. */
 const SWEEP_REACH_SECONDS = 2;
 const THROUGHPUT_MESSAGES = 2000;
+const CASES = new Set((process.env.BENCH_DELAY_CASES ?? 'queue,sweep,throughput,burst').split(',').map((c) => c.trim()));
 
 /** AWS list prices, us-east-1 (docs/deploy.md, "Cost"). */
 const PRICE = {
@@ -668,24 +671,28 @@ async function main() {
     useQueueReach(undefined);
     progress(`idle sweep run: ${idle900.wru} WRU ${idle900.rru} RRU (reach 900 s), ${idleReach.wru} WRU ${idleReach.rru} RRU (reach ${SWEEP_REACH_SECONDS} s)`);
 
-    results.push(await precision(api, 'spread 1..20 s', 'queue', SPREAD, 100, () => ({ delaySeconds: rand(1, 20) })));
+    if (CASES.has('queue')) results.push(await precision(api, 'spread 1..20 s', 'queue', SPREAD, 100, () => ({ delaySeconds: rand(1, 20) })));
 
-    useQueueReach(SWEEP_REACH_SECONDS);
-    const sweep = startFastSweep();
-    try {
-      results.push(await precision(api, 'spread 3..20 s', 'sweep', SPREAD, 100, () => ({ delaySeconds: rand(3, 20) })));
-    } finally {
-      await sweep.stop();
-      useQueueReach(undefined);
+    if (CASES.has('sweep')) {
+      useQueueReach(SWEEP_REACH_SECONDS);
+      const sweep = startFastSweep();
+      try {
+        results.push(await precision(api, 'spread 3..20 s', 'sweep', SPREAD, 100, () => ({ delaySeconds: rand(3, 20) })));
+      } finally {
+        await sweep.stop();
+        useQueueReach(undefined);
+      }
     }
 
-    for (const batch of [100, 500]) throughputs.push(await throughput(api, batch));
+    if (CASES.has('throughput')) for (const batch of [100, 500]) throughputs.push(await throughput(api, batch));
 
-    // Producing must end before the due time: the lead allows for this machine's delayed-produce rate, measured above.
-    const rate = throughputs.find((t) => t.batch === 500)!.delayed;
-    const leadMs = Math.min(120_000, Math.max(SAME_SECOND_LEAD_MS, (2 * SAME_SECOND * 1000) / rate + 5000));
-    const due = Math.ceil((Date.now() + leadMs) / 1000) * 1000;
-    results.push(await precision(api, `${SAME_SECOND.toLocaleString('en-US')} due in one second`, 'queue', SAME_SECOND, 500, () => ({ deliverAt: due })));
+    if (CASES.has('burst')) {
+      // Producing must end before the due time: the lead allows for this machine's delayed-produce rate, measured above.
+      const rate = throughputs.find((t) => t.batch === 500)?.delayed;
+      const leadMs = rate ? Math.min(120_000, Math.max(SAME_SECOND_LEAD_MS, (2 * SAME_SECOND * 1000) / rate + 5000)) : 40_000;
+      const due = Math.ceil((Date.now() + leadMs) / 1000) * 1000;
+      results.push(await precision(api, `${SAME_SECOND.toLocaleString('en-US')} due in one second`, 'queue', SAME_SECOND, 500, () => ({ deliverAt: due })));
+    }
   } finally {
     progress('stopping the runtime (waits for landings in flight, up to their 30 s timeout)');
     await runtime.stop();
@@ -714,7 +721,7 @@ function report(results: Precision[], throughputs: Throughput[], idle900: IdleSw
     );
   }
 
-  console.log(`\nProduce throughput through HTTP, ${THROUGHPUT_MESSAGES} messages per case, ${CONCURRENCY} concurrent clients (delayed: delaySeconds 600, i.e. a pending record each + a queue send)`);
+  console.log(`\nProduce throughput through HTTP, ${THROUGHPUT_MESSAGES} messages per case, ${CONCURRENCY} concurrent clients (delayed: delaySeconds 600, id-less: one pending group per request + a queue send)`);
   console.log('| batch | plain msg/s | delayed msg/s | delayed / plain |');
   console.log('|---:|---:|---:|---:|');
   for (const t of throughputs) console.log(`| ${t.batch} | ${f(t.plain)} | ${f(t.delayed)} | ${f((t.delayed / t.plain) * 100, 1)}% |`);

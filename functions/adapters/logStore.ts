@@ -2,7 +2,7 @@ import { PutCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentCl
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { Segment } from '../domain/messages.js';
 import { IdsTaken, LandingsGone, OffsetTaken, type DedupEntry, type LandingChange, type LogStore, type SegmentWrite } from '../domain/ports.js';
-import { landingAction } from './delayStore.js';
+import { landingActions } from './delayStore.js';
 import { batchDeleteAll } from './batch.js';
 import { decodeRecords, encodeRecords } from './segmentCodec.js';
 import { cancellationCodes, cancellationItem, failedItem, isConditionFailure, isTransactionConflict, newWriteToken, writtenBy } from './dynamoErrors.js';
@@ -122,8 +122,9 @@ export class DynamoLogStore implements LogStore {
           TransactItems: [
             { Put: { TableName: this.table, Item: item, ...condition } },
             ...ids.map((id) => dedupPut(this.dedupTable, topicKey, id, idExpiresAt, Math.floor(segment.producedAt / 1000))),
-            // Delayed messages landing in this segment: their pending records go (or advance) with it.
-            ...landings.map((landing) => landingAction(this.delayTable, landing)),
+            // Delayed messages landing in this segment: their pending records go (or advance) with it; a
+            // group's item changes, and its lookup record is written.
+            ...landings.flatMap((landing) => landingActions(this.delayTable, this.dedupTable, landing)),
           ],
         }),
       );
@@ -134,7 +135,13 @@ export class DynamoLogStore implements LogStore {
         if (codes[0] === 'ConditionalCheckFailed' && writtenBy(cancellationItem(error, 0), writeToken)) return;
         const takenIds = ids.filter((_, i) => codes[i + 1] === 'ConditionalCheckFailed').map((id) => id.id);
         if (takenIds.length > 0) throw new IdsTaken(takenIds);
-        const gone = landings.filter((_, i) => codes[i + 1 + ids.length] === 'ConditionalCheckFailed').map((l) => l.id);
+        // Each landing's first action is its conditional one (a group's lookup record follows it).
+        const gone: string[] = [];
+        let at = 1 + ids.length;
+        for (const landing of landings) {
+          if (codes[at] === 'ConditionalCheckFailed') gone.push(landing.id);
+          at += landingActions(this.delayTable, this.dedupTable, landing).length;
+        }
         if (gone.length > 0) throw new LandingsGone(gone);
         if (codes[0] === 'ConditionalCheckFailed') throw new OffsetTaken(segmentEnd(cancellationItem(error, 0)));
         if (isTransactionConflict(error)) throw new OffsetTaken();

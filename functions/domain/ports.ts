@@ -119,14 +119,32 @@ export class IdsTaken extends Error {
   }
 }
 
-/** A landing of a delayed message, written in the same transaction as its segment. */
+/** A landing of a delayed message (or of members of a group), written in the same transaction as its segment. */
 export interface LandingChange {
   readonly topicKey: string;
+  /** The pending record's id (a group's id for a group). */
   readonly id: string;
   /** The pending record's version the landing read: the landing applies only if it is still that one. */
   readonly version: number;
   /** For a repeating message with landings left: the record's next state (else the record goes). */
   readonly next?: PendingDelayed;
+  /** Members of a group landing in this segment: the group item moves to version + 1 (functions/domain/log/landings.ts). */
+  readonly group?: GroupLandingChange;
+}
+
+/** What a segment that carries members of a group does to the group's item, and the group's lookup record. */
+export interface GroupLandingChange {
+  /** The landing (1 without repeat) these members belong to. */
+  readonly landing: number;
+  /** Members landed in this landing so far, this segment's included. */
+  readonly landed: readonly number[];
+  /** Where they landed (functions/domain/log/landings.ts, encodePosition): the lookup record by id. */
+  readonly positions: string;
+  /** This segment completes the landing: the group item goes, or moves on to `next` (a repeat). */
+  readonly complete: boolean;
+  readonly next?: { readonly due: number; readonly landing: number; readonly queued: boolean };
+  /** When the lookup record expires (epoch seconds): as producer ids do. */
+  readonly expiresAt: number;
 }
 
 /** Thrown by appendSegment when pending records of landings were cancelled or changed meanwhile. */
@@ -155,6 +173,39 @@ export interface PendingDelayed {
   readonly createdAt: number;
 }
 
+/** One delayed message of a group: its record (without its id: the group's id and its index make it). */
+export interface GroupMember {
+  readonly record: StoredRecord;
+  readonly partition?: number;
+}
+
+/**
+ * The id-less delayed messages of one produce request that are due at the same moment, repeat alike and
+ * go to the same partition (functions/domain/delay/groups.ts): one item, landed in one transaction.
+ */
+export interface PendingGroup {
+  readonly topicKey: string;
+  /** The group's id; member i's id is memberId(id, i). */
+  readonly id: string;
+  readonly due: number;
+  readonly members: readonly GroupMember[];
+  /** Indexes of cancelled members. */
+  readonly cancelled: readonly number[];
+  /** Members of the current landing that landed already (a landing split over segments), and where. */
+  readonly landed: readonly number[];
+  readonly positions: string;
+  readonly repeat?: { readonly everySeconds: number; readonly times: number };
+  readonly landing: number;
+  readonly queued: boolean;
+  readonly version: number;
+  readonly createdAt: number;
+}
+
+/** A stored pending item: one message (a producer id, or written before groups existed) or a group. */
+export type PendingItem = PendingDelayed | PendingGroup;
+
+export const isGroup = (p: PendingItem): p is PendingGroup => 'members' in p;
+
 export interface DelayQueueMessage {
   readonly topicKey: string;
   readonly ids: readonly string[];
@@ -164,18 +215,30 @@ export interface DelayQueueMessage {
 export interface DelayStore {
   /** Stores a new pending message unless one with its id exists; returns the existing one then. */
   create(pending: PendingDelayed): Promise<PendingDelayed | undefined>;
+  /** Stores a new group (a fresh random id: a retry of its own write counts as written). */
+  createGroup(group: PendingGroup): Promise<void>;
+  /** A pending message stored on its own (not a group). */
   get(topicKey: string, id: string): Promise<PendingDelayed | undefined>;
-  getMany(topicKey: string, ids: readonly string[]): Promise<Map<string, PendingDelayed>>;
-  /** Pending messages of a topic in due order, `after` a cursor of an earlier page. */
-  list(topicKey: string, limit: number, after?: string): Promise<{ items: PendingDelayed[]; next?: string }>;
+  getGroup(topicKey: string, id: string): Promise<PendingGroup | undefined>;
+  /** Pending items (messages or groups) by their ids, strongly consistent. */
+  getMany(topicKey: string, ids: readonly string[]): Promise<Map<string, PendingItem>>;
+  /**
+   * Pending items of a topic in due order (sort key "<due, 15 digits>#<id>"), after the sort key `after`
+   * (or from it, when `from` is set: a page that stopped inside a group), up to `limit` items.
+   */
+  list(topicKey: string, limit: number, after?: string, from?: boolean): Promise<{ items: PendingItem[]; next?: string }>;
   /** Deletes a pending message; false when there was none. */
   cancel(topicKey: string, id: string): Promise<boolean>;
-  /** Deletes a pending message if it is still at `version` (a landing of a deleted topic, or a duplicate id). */
+  /** Cancels member `member` of a group unless it landed (or is landing) for the last time; false when not pending. */
+  cancelMember(topicKey: string, groupId: string, member: number): Promise<boolean>;
+  /** Deletes a pending item if it is still at `version` (a landing of a deleted topic, a duplicate id, an empty group). */
   drop(topicKey: string, id: string, version: number): Promise<void>;
-  /** Pending messages due in one minute, waiting (`waiting`) or handed to the queue (`queued`). */
-  dueIn(state: 'waiting' | 'queued', minute: number, limit: number, after?: string): Promise<{ items: PendingDelayed[]; next?: string }>;
-  /** Marks pending messages as handed to the queue, each only if still at its version. */
-  markQueued(items: readonly PendingDelayed[]): Promise<void>;
+  /** Moves a group still at `version` on to its next landing (all members left landed or cancelled). */
+  advanceGroup(topicKey: string, id: string, version: number, next: { due: number; landing: number; queued: boolean }): Promise<void>;
+  /** Pending items due in one minute, waiting (`waiting`) or handed to the queue (`queued`). */
+  dueIn(state: 'waiting' | 'queued', minute: number, limit: number, after?: string): Promise<{ items: PendingItem[]; next?: string }>;
+  /** Marks pending items as handed to the queue, each only if still at its version. */
+  markQueued(items: readonly PendingItem[]): Promise<void>;
   getSweepCursor(): Promise<number | undefined>;
   putSweepCursor(minute: number): Promise<void>;
 }

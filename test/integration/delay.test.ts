@@ -133,7 +133,8 @@ describe('delay messages', () => {
       const { topic } = await topicWithGroup(api, { partitions: 2 });
       const [r] = await produce(api, topic, [{ body: 'later', delaySeconds: 4, key: 'k' }]);
       const stores = dynamoStores(loadConfig());
-      const pending = await stores.delays.get(topicKeyOf((await stores.catalog.getTopic(topic))!), r!.id);
+      // An id-less message is a member of a group: "<group>-<index>".
+      const pending = await stores.delays.getGroup(topicKeyOf((await stores.catalog.getTopic(topic))!), r!.id.slice(0, -4));
       expect(pending?.queued).toBe(false);
       const landed = await waitFor(() => landedIn(api, topic, 2), (l) => l.length >= 1, 10_000);
       expect(landed.map((m) => m.body)).toEqual(['later']);
@@ -255,7 +256,9 @@ describe('delay messages', () => {
     const topicKey = topicKeyOf((await stores.catalog.getTopic(topic))!);
     const sqs = new SQSClient({});
     for (let i = 0; i < 3; i++) {
-      await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: delayQueueBody({ topicKey, ids: [r!.id], delaySeconds: 0 }), DelaySeconds: i }));
+      // The queue names the message's group ("<group>-<index>").
+      const ids = [r!.id.slice(0, -4)];
+      await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: delayQueueBody({ topicKey, ids, delaySeconds: 0 }), DelaySeconds: i }));
     }
     await sleep(4500);
     expect((await landedIn(api, topic)).map((m) => m.body)).toEqual(['dup']);

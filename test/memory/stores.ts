@@ -22,6 +22,7 @@ import { minuteOf } from '../../functions/domain/delay/limits.js';
 import { MemorySessionStore } from './sessions.js';
 import {
   IdsTaken,
+  isGroup,
   LandingsGone,
   OffsetTaken,
   VersionConflict,
@@ -39,6 +40,8 @@ import {
   type LandingChange,
   type LogStore,
   type PendingDelayed,
+  type PendingGroup,
+  type PendingItem,
   type ProgressExtra,
   type PushQueue,
   type PushWork,
@@ -396,14 +399,17 @@ export class MemoryGroupStateStore implements GroupStateStore {
 // ---------------------------------------------------------------------------------------------- delays
 
 interface DelayItem {
-  pending: PendingDelayed;
+  pending: PendingItem;
   cancelled: boolean;
 }
 
-const dueSort = (p: PendingDelayed) => `${p.due.toString().padStart(15, '0')}#${p.id}`;
+const dueSort = (p: PendingItem) => `${p.due.toString().padStart(15, '0')}#${p.id}`;
 
+/** Pending messages (one item each) and groups (one item per group, members cancelled one by one), as delayStore.ts keeps them. */
 export class MemoryDelayStore implements DelayStore {
   readonly items = new Map<string, DelayItem>();
+  /** Groups' lookup records: "<topicKey>#<group>#<landing>" → positions (the de-duplication table's, on DynamoDB). */
+  readonly groupRecords = new Map<string, string>();
   sweepCursor: number | undefined;
 
   private live(topicKey: string, id: string) {
@@ -419,6 +425,15 @@ export class MemoryDelayStore implements DelayStore {
   land(landing: LandingChange) {
     const key = `${landing.topicKey}#${landing.id}`;
     const item = this.items.get(key)!;
+    const g = landing.group;
+    if (g) {
+      this.groupRecords.set(`${key}#${g.landing}`, g.positions);
+      const group = item.pending as PendingGroup;
+      if (g.complete && !g.next) this.items.delete(key);
+      else if (g.complete && g.next) item.pending = { ...group, ...g.next, landed: [], positions: '', version: landing.version + 1 };
+      else item.pending = { ...group, landed: [...g.landed], positions: g.positions, version: landing.version + 1 };
+      return;
+    }
     if (!landing.next) this.items.delete(key);
     else {
       const next = landing.next;
@@ -429,18 +444,29 @@ export class MemoryDelayStore implements DelayStore {
   async create(pending: PendingDelayed) {
     const key = `${pending.topicKey}#${pending.id}`;
     const stored = this.items.get(key);
-    if (stored) return copy(stored.cancelled ? { ...pending, due: stored.pending.due } : stored.pending);
+    if (stored) return copy(stored.cancelled || isGroup(stored.pending) ? { ...pending, due: stored.pending.due } : stored.pending);
     this.items.set(key, { pending: copy(pending), cancelled: false });
     return undefined;
   }
 
+  async createGroup(group: PendingGroup) {
+    const key = `${group.topicKey}#${group.id}`;
+    if (this.items.has(key)) throw new Error(`group ${group.id} exists`);
+    this.items.set(key, { pending: copy(group), cancelled: false });
+  }
+
   async get(topicKey: string, id: string) {
     const p = this.live(topicKey, id);
-    return p ? copy(p) : undefined;
+    return p && !isGroup(p) ? copy(p) : undefined;
+  }
+
+  async getGroup(topicKey: string, id: string) {
+    const p = this.live(topicKey, id);
+    return p && isGroup(p) ? copy(p) : undefined;
   }
 
   async getMany(topicKey: string, ids: readonly string[]) {
-    const found = new Map<string, PendingDelayed>();
+    const found = new Map<string, PendingItem>();
     for (const id of new Set(ids)) {
       const p = this.live(topicKey, id);
       if (p) found.set(id, copy(p));
@@ -448,23 +474,33 @@ export class MemoryDelayStore implements DelayStore {
     return found;
   }
 
-  private sorted(filter: (p: PendingDelayed) => boolean) {
+  private sorted(filter: (p: PendingItem) => boolean) {
     return [...this.items.values()]
       .filter((i) => !i.cancelled && filter(i.pending))
       .map((i) => i.pending)
       .sort((a, b) => (dueSort(a) < dueSort(b) ? -1 : 1));
   }
 
-  async list(topicKey: string, limit: number, after?: string) {
-    const all = this.sorted((p) => p.topicKey === topicKey && (after === undefined || dueSort(p) > after));
+  async list(topicKey: string, limit: number, after?: string, from = false) {
+    const all = this.sorted((p) => p.topicKey === topicKey && (after === undefined || dueSort(p) > after || (from && dueSort(p) === after)));
     const items = all.slice(0, limit).map(copy);
     return { items, ...(items.length === limit && items.length > 0 ? { next: dueSort(items.at(-1)!) } : {}) };
   }
 
   async cancel(topicKey: string, id: string) {
     const item = this.items.get(`${topicKey}#${id}`);
-    if (!item || item.cancelled) return false;
+    if (!item || item.cancelled || isGroup(item.pending)) return false;
     item.cancelled = true;
+    return true;
+  }
+
+  async cancelMember(topicKey: string, groupId: string, member: number) {
+    const item = this.items.get(`${topicKey}#${groupId}`);
+    if (!item || !isGroup(item.pending)) return false;
+    const g = item.pending;
+    const lastLanding = !g.repeat || g.landing >= g.repeat.times;
+    if (member >= g.members.length || g.cancelled.includes(member) || (lastLanding && g.landed.includes(member))) return false;
+    item.pending = { ...g, cancelled: [...g.cancelled, member].sort((a, b) => a - b), version: g.version + 1 };
     return true;
   }
 
@@ -473,13 +509,19 @@ export class MemoryDelayStore implements DelayStore {
     if (this.items.get(key)?.pending.version === version) this.items.delete(key);
   }
 
+  async advanceGroup(topicKey: string, id: string, version: number, next: { due: number; landing: number; queued: boolean }) {
+    const item = this.items.get(`${topicKey}#${id}`);
+    if (!item || !isGroup(item.pending) || item.pending.version !== version) return;
+    item.pending = { ...item.pending, ...next, landed: [], positions: '', version: version + 1 };
+  }
+
   async dueIn(state: 'waiting' | 'queued', minute: number, limit: number, after?: string) {
     const all = this.sorted((p) => p.queued === (state === 'queued') && minuteOf(p.due) === minute && (after === undefined || dueSort(p) > after));
     const items = all.slice(0, limit).map(copy);
     return { items, ...(items.length === limit && items.length > 0 ? { next: dueSort(items.at(-1)!) } : {}) };
   }
 
-  async markQueued(items: readonly PendingDelayed[]) {
+  async markQueued(items: readonly PendingItem[]) {
     for (const p of items) {
       const stored = this.items.get(`${p.topicKey}#${p.id}`);
       if (stored && !stored.cancelled && stored.pending.version === p.version) stored.pending = { ...stored.pending, queued: true };

@@ -1,38 +1,120 @@
 import { SluiceError, validation } from '../errors.js';
 import { LIMITS } from '../limits.js';
-import { topicKeyOf, type PendingDelayed, type Stores } from '../ports.js';
+import { isGroup, topicKeyOf, type PendingDelayed, type PendingGroup, type PendingItem, type Stores } from '../ports.js';
 import { requireTopic } from '../topics.js';
+import { memberId, parseMemberId } from './groups.js';
 
 const notPending = (topic: string, id: string) =>
   new SluiceError('MessageNotFound', `No pending delayed message '${id}' in topic '${topic}' (unknown, landed, or cancelled).`);
 
+/**
+ * Member `member` of a group as a pending message, if it is one: not cancelled, and not landed for the
+ * last time. A repeat's member that landed in the current landing (split over segments) is pending for
+ * the next one.
+ */
+export function memberOf(g: PendingGroup, member: number): PendingDelayed | undefined {
+  const m = g.members[member];
+  if (!m || g.cancelled.includes(member)) return undefined;
+  let landing = g.landing;
+  let due = g.due;
+  if (g.landed.includes(member)) {
+    if (!g.repeat || g.landing >= g.repeat.times) return undefined;
+    landing += 1;
+    due += g.repeat.everySeconds * 1000;
+  }
+  const id = memberId(g.id, member);
+  return {
+    topicKey: g.topicKey,
+    id,
+    due,
+    record: { ...m.record, i: id },
+    ...(m.record.k !== undefined ? { key: m.record.k } : {}),
+    ...(m.partition !== undefined ? { partition: m.partition } : {}),
+    ...(g.repeat ? { repeat: g.repeat } : {}),
+    landing,
+    queued: g.queued,
+    version: g.version,
+    createdAt: g.createdAt,
+  };
+}
+
+/** The pending messages an item stands for, in id order. */
+const messagesOf = (p: PendingItem): PendingDelayed[] => (isGroup(p) ? p.members.flatMap((_, i) => memberOf(p, i) ?? []) : [p]);
+
 export async function getDelayed(stores: Stores, topicName: string, id: string): Promise<PendingDelayed> {
   const topic = await requireTopic(stores, topicName);
-  const pending = await stores.delays.get(topicKeyOf(topic), id);
+  const topicKey = topicKeyOf(topic);
+  const member = parseMemberId(id);
+  if (member) {
+    const group = await stores.delays.getGroup(topicKey, member.group);
+    if (group) {
+      const pending = memberOf(group, member.member);
+      if (!pending) throw notPending(topicName, id);
+      return pending;
+    }
+    // No such group: a producer id of that form, stored on its own.
+  }
+  const pending = await stores.delays.get(topicKey, id);
   if (!pending) throw notPending(topicName, id);
   return pending;
 }
 
 const CURSOR = /^[0-9]{15}#[\x21-\x7e]{1,200}$/;
 
-/** Where a listing continues after `p`: the index's sort key (due time, then id). */
+/** Where a listing continues after `p`: the index's sort key (due time, then id; a group's members by index). */
 const cursorOf = (p: PendingDelayed) => `${p.due.toString().padStart(15, '0')}#${p.id}`;
+
+/** Index pages one listing reads at most (groups whose members are all cancelled list nothing). */
+const MAX_PAGES = 10;
 
 /** Pending messages of a topic in due order; a page stops at `limit` or about 5 MB (headers may be large). */
 export async function listDelayed(stores: Stores, topicName: string, limit: number, after?: string) {
   if (after !== undefined && !CURSOR.test(after)) throw validation('after is not a cursor returned by this API.');
   const topic = await requireTopic(stores, topicName);
-  const page = await stores.delays.list(topicKeyOf(topic), limit, after);
-  let bytes = 0;
-  for (const [i, p] of page.items.entries()) {
-    bytes += Buffer.byteLength(JSON.stringify({ id: p.id, key: p.key, tags: p.record.t, headers: p.record.h })) + 200;
-    if (i > 0 && bytes > LIMITS.maxReplyMessageBytes) return { items: page.items.slice(0, i), next: cursorOf(page.items[i - 1]!) };
+  const topicKey = topicKeyOf(topic);
+  // A cursor at a member of a group: read from the group's own sort key on, and leave out its members up
+  // to the cursor (members sort after their group, in index order).
+  let from = after;
+  let inclusive = false;
+  if (after !== undefined) {
+    const hash = after.indexOf('#');
+    const member = parseMemberId(after.slice(hash + 1));
+    if (member) {
+      from = `${after.slice(0, hash)}#${member.group}`;
+      inclusive = true;
+    }
   }
-  return page;
+  const items: PendingDelayed[] = [];
+  let next: string | undefined;
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const read = await stores.delays.list(topicKey, limit - items.length, from, inclusive);
+    for (const p of read.items.flatMap(messagesOf)) {
+      if (after !== undefined && cursorOf(p) <= after) continue;
+      items.push(p);
+    }
+    next = read.next;
+    if (items.length >= limit || !next) break;
+    from = next;
+    inclusive = false;
+  }
+  let bytes = 0;
+  for (const [i, p] of items.entries()) {
+    bytes += Buffer.byteLength(JSON.stringify({ id: p.id, key: p.key, tags: p.record.t, headers: p.record.h })) + 200;
+    if ((i > 0 && bytes > LIMITS.maxReplyMessageBytes) || i >= limit) return { items: items.slice(0, i), next: cursorOf(items[i - 1]!) };
+  }
+  // Read up to the limit exactly, or stopped after MAX_PAGES: continue after what was read.
+  if (next !== undefined) return { items, next: items.length > 0 ? cursorOf(items.at(-1)!) : next };
+  return { items };
 }
 
-/** Cancels a pending message: one conditional delete, so a cancel and a landing never both win. */
+/**
+ * Cancels a pending message: one conditional write (a message's mark, or a group member's), so a
+ * cancel and a landing never both win.
+ */
 export async function cancelDelayed(stores: Stores, topicName: string, id: string): Promise<void> {
   const topic = await requireTopic(stores, topicName);
-  if (!(await stores.delays.cancel(topicKeyOf(topic), id))) throw notPending(topicName, id);
+  const topicKey = topicKeyOf(topic);
+  const member = parseMemberId(id);
+  if (member && (await stores.delays.cancelMember(topicKey, member.group, member.member))) return;
+  if (!(await stores.delays.cancel(topicKey, id))) throw notPending(topicName, id);
 }

@@ -1,6 +1,6 @@
-import type { PendingDelayed, Stores } from '../ports.js';
+import type { PendingItem, Stores } from '../ports.js';
 import { DELAY, minuteOf } from './limits.js';
-import { queueDue } from './queueing.js';
+import { messagesOf, queueDue } from './queueing.js';
 
 export interface SweepSummary {
   /** Pending messages handed to the delay queue because they came within its reach. */
@@ -46,14 +46,14 @@ export async function sweepDelayed(stores: Stores, deadline: number, now = Date.
       // Marked only once the queue has them: a failed send leaves them waiting for the next sweep.
       await queueDue(stores, ready, now, { rethrow: true });
       await stores.delays.markQueued(ready);
-      return ready.length;
+      return ready.reduce((n, p) => n + messagesOf(p), 0);
     });
     if (minute > minuteOf(overdueBefore)) continue;
     // Queued messages that should have landed by now.
     const again = await forEachPage(stores, 'queued', minute, deadline, async (items) => {
       const late = items.filter((p) => p.due < overdueBefore);
       await queueDue(stores, late, now);
-      return late.length;
+      return late.reduce((n, p) => n + messagesOf(p), 0);
     });
     if (again > 0) cursor = Math.min(cursor, minute);
     overdue += again;
@@ -67,7 +67,7 @@ async function forEachPage(
   state: 'waiting' | 'queued',
   minute: number,
   deadline: number,
-  work: (items: PendingDelayed[]) => Promise<number>,
+  work: (items: PendingItem[]) => Promise<number>,
 ): Promise<number> {
   let count = 0;
   let after: string | undefined;

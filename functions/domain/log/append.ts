@@ -1,8 +1,8 @@
 import { LIMITS } from '../limits.js';
 import { SluiceError } from '../errors.js';
 import { serverMessageId } from '../ids.js';
-import type { StoredRecord } from '../messages.js';
-import { IdsTaken, LandingsGone, OffsetTaken, topicKeyOf, type DedupEntry, type LandingChange, type Stores, type Topic } from '../ports.js';
+import { IdsTaken, LandingsGone, OffsetTaken, topicKeyOf, type DedupEntry, type Stores, type Topic } from '../ports.js';
+import { groupLandings, landingCost, MAX_GROUP_BYTES_PER_TRANSACTION, type GroupLandingPlan, type Pending } from './landings.js';
 import { sleep } from '../time.js';
 
 export interface AppendedResult {
@@ -77,16 +77,7 @@ interface Abort {
 
 class Aborted extends Error {}
 
-export interface Pending {
-  readonly index: number;
-  readonly partition: number;
-  /** Neither a key nor an explicit partition: the message may go to any partition. */
-  readonly movable: boolean;
-  readonly record: StoredRecord;
-  readonly bytes: number;
-  /** A delayed message landing: its pending record goes (or advances) in the same transaction as the segment. */
-  readonly landing?: LandingChange;
-}
+export type { Pending } from './landings.js';
 
 /**
  * Appends messages to their partitions, one conditional segment write per chunk, partitions in
@@ -143,18 +134,31 @@ export function chunkForSegments(list: readonly Pending[]): Pending[][] {
   let current: Pending[] = [];
   let bytes = 0;
   let ids = 0;
+  let groupBytes = 0;
+  let groups = new Set<GroupLandingPlan>();
   for (const p of list) {
-    // Transaction actions besides the segment: the producer-id record and the landing's pending record.
-    const hasId = (p.record.i !== undefined ? 1 : 0) + (p.landing ? 1 : 0);
-    if (current.length > 0 && (bytes + p.bytes > LIMITS.maxSegmentBytes || ids + hasId > LIMITS.maxIdsPerSegment)) {
+    // Transaction actions besides the segment: the producer-id record and the landing's pending record
+    // (a delayed group's item and lookup record, once per group), and the group items' bytes.
+    let cost = landingCost(p, groups);
+    if (
+      current.length > 0 &&
+      (bytes + p.bytes > LIMITS.maxSegmentBytes ||
+        ids + cost.actions > LIMITS.maxIdsPerSegment ||
+        groupBytes + cost.bytes > MAX_GROUP_BYTES_PER_TRANSACTION)
+    ) {
       chunks.push(current);
       current = [];
       bytes = 0;
       ids = 0;
+      groupBytes = 0;
+      groups = new Set();
+      cost = landingCost(p, groups);
     }
     current.push(p);
     bytes += p.bytes + 1;
-    ids += hasId;
+    ids += cost.actions;
+    groupBytes += cost.bytes;
+    if (p.member) groups.add(p.member.plan);
   }
   if (current.length > 0) chunks.push(current);
   return chunks;
@@ -209,22 +213,20 @@ async function tryAppend(
   const producedAt = Date.now();
   const ids: DedupEntry[] = [];
   remaining.forEach((p, i) => {
-    if (p.record.i !== undefined) ids.push({ id: p.record.i, partition, offset: base + i });
+    // Members of delayed groups are found by id through their group's lookup record instead.
+    if (p.record.i !== undefined && !p.member) ids.push({ id: p.record.i, partition, offset: base + i });
   });
-  const landings = remaining.flatMap((p) => (p.landing ? [p.landing] : []));
+  const idExpiresAt = Math.floor(producedAt / 1000) + Math.max(LIMITS.dedupWindowSeconds, topic.retentionHours * 3600);
+  const grouped = groupLandings(remaining, partition, base, idExpiresAt);
+  const landings = [...remaining.flatMap((p) => (p.landing ? [p.landing] : [])), ...grouped.changes];
   try {
-    await stores.log.appendSegment(
-      topicKey,
-      { partition, base, producedAt, records: remaining.map((p) => p.record) },
-      ids,
-      Math.floor(producedAt / 1000) + Math.max(LIMITS.dedupWindowSeconds, topic.retentionHours * 3600),
-      landings,
-    );
+    await stores.log.appendSegment(topicKey, { partition, base, producedAt, records: remaining.map((p) => p.record) }, ids, idExpiresAt, landings);
   } catch (error) {
     if (error instanceof LandingsGone) {
-      // Cancelled (or landed by a duplicate delivery) meanwhile: those stay out, the rest go on.
+      // Cancelled (or landed by a duplicate delivery) meanwhile: those stay out, the rest go on. A group
+      // changed meanwhile (one member cancelled, say) leaves the append whole: the landing reads it again.
       const gone = new Set(error.ids);
-      return { remaining: remaining.filter((p) => !(p.landing && gone.has(p.landing.id))) };
+      return { remaining: remaining.filter((p) => !(p.landing && gone.has(p.landing.id)) && !(p.member && gone.has(p.member.plan.id))) };
     }
     if (error instanceof OffsetTaken) {
       offsetTaken(topicKey, partition, error.endOfWinner);
@@ -243,6 +245,7 @@ async function tryAppend(
     }
     throw error;
   }
+  grouped.commit();
   rememberTail(topicKey, partition, base + remaining.length);
   remaining.forEach((p, i) => {
     const offset = base + i;

@@ -55,8 +55,11 @@ describe('scheduling delayed messages', () => {
     expect(results[1]).toEqual({ ...results[0], duplicate: true });
     expect(results[2]!.id).not.toBe(results[3]!.id);
     expect(results[2]!.id).toMatch(/^dl-/);
-    // One queue message for the topic's due second.
-    expect(w.stores.delayQueue.sent).toEqual([{ topicKey: w.topicKey, ids: ['x', results[2]!.id, results[3]!.id], delaySeconds: 5 }]);
+    // One queue message for the topic's due second; the two id-less messages are members of one group
+    // (functions/domain/delay/groups.ts: "<group>-<index>"), which the queue message names.
+    const group = results[2]!.id.slice(0, -4);
+    expect([results[2]!.id, results[3]!.id]).toEqual([`${group}-000`, `${group}-001`]);
+    expect(w.stores.delayQueue.sent).toEqual([{ topicKey: w.topicKey, ids: ['x', group], delaySeconds: 5 }]);
   });
 
   it('a delayed producer id that was appended already answers with its place', async () => {

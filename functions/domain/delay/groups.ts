@@ -35,8 +35,12 @@ export function parseLandedMemberId(id: string): { group: string; member: number
   return { group: m[1]!, member: parseInt(m[2]!, 36), landing: m[3] === undefined ? 1 : Number(m[3]) };
 }
 
-/** The id of a group's lookup record for one landing (in the de-duplication table, beside producer ids). */
-export const groupRecordId = (groupId: string, landing: number) => `${groupId}#${landing}`;
+/**
+ * The id of a group's lookup record for one landing, in the de-duplication table beside producer ids. The
+ * space keeps it apart from every producer id: those are printable ASCII without spaces (API.md), so no
+ * producer id can name (and collide with) a group's record.
+ */
+export const groupRecordId = (groupId: string, landing: number) => `${groupId} ${landing}`;
 
 export function positionIn(positions: string, member: number): { partition: number; offset: number } | undefined {
   const prefix = `${member.toString(36)}.`;

@@ -30,8 +30,10 @@ const ROUNDS = 3;
  * transactions slow down as tables grow — that row's rates measure moto, its request units are the point.
  */
 type BodyKind = 'hex' | 'json' | 'random';
-const CASES: Array<{ batch: number; ids?: boolean; messages: number; rounds: number; body?: BodyKind }> = [
+const CASES: Array<{ batch: number; ids?: boolean; session?: boolean; messages: number; rounds: number; body?: BodyKind }> = [
   { batch: 100, ids: true, messages: 500, rounds: 1 },
+  // Producer sessions (docs/sessions.md): retry-safe like producer ids, one transaction per request.
+  { batch: 100, session: true, messages: 4000, rounds: ROUNDS },
   { batch: 1, messages: 200, rounds: ROUNDS },
   { batch: 10, messages: 1000, rounds: ROUNDS },
   { batch: 100, messages: 4000, rounds: ROUNDS },
@@ -74,13 +76,13 @@ async function put(url: string, payload: unknown) {
   if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
 }
 
-/** Runs `requests` calls of `work` with CONCURRENCY in flight; returns seconds taken. */
-async function timed(requests: number, work: (i: number) => Promise<void>) {
+/** Runs `requests` calls of `work` with CONCURRENCY in flight (clients numbered 0..CONCURRENCY-1); returns seconds taken. */
+async function timed(requests: number, work: (i: number, client: number) => Promise<void>) {
   let next = 0;
   const started = process.hrtime.bigint();
   await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < requests) await work(next++);
+    Array.from({ length: CONCURRENCY }, async (_, client) => {
+      while (next < requests) await work(next++, client);
     }),
   );
   return Number(process.hrtime.bigint() - started) / 1e9;
@@ -104,7 +106,7 @@ async function main() {
   const logTable = process.env.LOG_TABLE!;
   const rows: Row[] = [];
   try {
-    for (const { batch, ids, messages, rounds, body: kind } of CASES) {
+    for (const { batch, ids, session, messages, rounds, body: kind } of CASES) {
       const total = messages;
       const requests = total / batch;
       const topic = `bench-${batch}-${randomBytes(3).toString('hex')}`;
@@ -114,6 +116,8 @@ async function main() {
       const httpRates: number[] = [];
       let writeUnits = 0;
       let readUnits = 0;
+      // Producer sessions: one per client, each sending its requests in sequence.
+      const nextSequence = Array.from({ length: CONCURRENCY }, () => 0);
       for (let round = 0; round < rounds; round++) {
         const payloads = Array.from({ length: requests }, () => ({
           messages: Array.from({ length: batch }, () => ({ ...message(kind), ...(ids ? { id: randomBytes(8).toString('hex') } : {}) })),
@@ -133,8 +137,10 @@ async function main() {
         });
         rawRates.push(total / rawSeconds);
         startMetering();
-        const produceSeconds = await timed(requests, async (i) => {
-          await post(`${api}/v1/topics/${topic}/messages`, payloads[i]);
+        const produceSeconds = await timed(requests, async (i, client) => {
+          const producer = session ? { producer: { session: `client-${client}`, sequence: nextSequence[client]! } } : {};
+          nextSequence[client]! += batch;
+          await post(`${api}/v1/topics/${topic}/messages`, { ...payloads[i], ...producer });
         });
         const produced = readMeter();
         writeUnits += produced.writeUnits;
@@ -147,28 +153,42 @@ async function main() {
       startMetering();
       let consumed = 0;
       const consumeStarted = process.hrtime.bigint();
+      /** When the last message was delivered or the last acks confirmed: the end of the consume run. */
+      let consumeEnded = consumeStarted;
+      const worked = () => {
+        consumeEnded = process.hrtime.bigint();
+      };
       // The consumer loop docs/api-changes.md recommends: each pull acks the previous batch (ackReceipts),
-      // one call per batch; the last batch is acked on its own.
+      // one call per batch; the last batch is acked on its own. A pull that carries acks does not wait for
+      // messages (waitSeconds 0: while there are messages it answers with them at once anyway), and a pull
+      // with nothing to ack long-polls. The run ends when every message is delivered and every ack
+      // confirmed, not when the idle long polls of consumers that found nothing left end (up to
+      // `waitSeconds` later: 1 s was a fifth of the whole run at batch 100, and half of it once pulls got faster).
       await Promise.all(
         Array.from({ length: CONCURRENCY }, async () => {
           let receipts: string[] = [];
           while (consumed < totalProduced) {
+            const acking = receipts.length > 0;
             const { messages } = await post(`${api}/v1/topics/${topic}/groups/g/pull`, {
               max: Math.min(batch, 100),
-              waitSeconds: 1,
-              ...(receipts.length > 0 ? { ackReceipts: receipts } : {}),
+              waitSeconds: acking ? 0 : 1,
+              ...(acking ? { ackReceipts: receipts } : {}),
             });
+            if (acking || messages.length > 0) worked();
             receipts = messages.map((m: { receipt: string }) => m.receipt);
             consumed += messages.length;
           }
-          if (receipts.length > 0) await post(`${api}/v1/topics/${topic}/groups/g/ack`, { receipts });
+          if (receipts.length > 0) {
+            await post(`${api}/v1/topics/${topic}/groups/g/ack`, { receipts });
+            worked();
+          }
         }),
       );
-      const consumeSeconds = Number(process.hrtime.bigint() - consumeStarted) / 1e9;
+      const consumeSeconds = Number(consumeEnded - consumeStarted) / 1e9;
       const consumedMeter = readMeter();
       if (process.env.BENCH_DETAIL) console.log(batch, 'consume', consumedMeter.byCommand);
       rows.push({
-        batch: ids ? `${batch} + ids` : kind ? `${batch}, ${kind} bodies` : String(batch),
+        batch: ids ? `${batch} + ids` : session ? `${batch} + session` : kind ? `${batch}, ${kind} bodies` : String(batch),
         produceRate: median(httpRates),
         produceWru: writeUnits / totalProduced,
         produceRru: readUnits / totalProduced,
@@ -215,6 +235,9 @@ function printIssue11Figures(rows: Row[]) {
   }
   console.log(`| produce with producer ids, WRU per message | ${f(ids.produceWru, 3)} | ≤ 1.0 | ${f(ids.rawRate)} |`);
   console.log(`| produce with producer ids, throughput vs without | ${f(ids.produceRate)} vs ${f(b100.produceRate)} msg/s (${f((ids.produceRate / b100.produceRate) * 100)}%) | ≥ 50% | ${f(ids.rawRate)} |`);
+  const session = at('100 + session');
+  console.log(`| produce in a producer session (retry-safe, docs/sessions.md), WRU per message | ${f(session.produceWru, 3)} | ≤ 1.0 | ${f(session.rawRate)} |`);
+  console.log(`| produce in a producer session, throughput vs without | ${f(session.produceRate)} vs ${f(b100.produceRate)} msg/s (${f((session.produceRate / b100.produceRate) * 100)}%) | ≥ 50% | ${f(session.rawRate)} |`);
   console.log(`| consume (pull with ackReceipts) vs produce | ${f(b100.consumeRate)} vs ${f(b100.produceRate)} msg/s (${f((b100.consumeRate / b100.produceRate) * 100)}%) | ≥ 50% | ${f(b100.rawRate)} |`);
   console.log(`| consume at batch 1 vs produce at batch 1 | ${f(b1.consumeRate)} vs ${f(b1.produceRate)} msg/s (${f((b1.consumeRate / b1.produceRate) * 100)}%) | ≥ 50% | ${f(b1.rawRate)} |`);
 }

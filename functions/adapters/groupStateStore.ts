@@ -1,3 +1,5 @@
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { VersionConflict, type BroadcastCursor, type DeadLetter, type DeadLetterPage, type GroupStateStore, type ProgressExtra } from '../domain/ports.js';
 import type { LogMessage } from '../domain/messages.js';
@@ -50,6 +52,14 @@ function toProgress(item: Record<string, unknown>): PartitionProgress {
     dead: marks.map(([offset, at]): DeadMark => ({ offset, at })),
     version: item.v as number,
   };
+}
+
+/**
+ * The progress item a failed condition returned (ALL_OLD, wire form): the stored item as the condition saw
+ * it, strongly consistent. Undefined when none came back (the item is absent, or the store did not say).
+ */
+function progressOf(item: Record<string, AttributeValue> | undefined): PartitionProgress | undefined {
+  return item && item.v !== undefined ? toProgress(unmarshall(item)) : undefined;
 }
 
 const toTuple = (e: InFlight): Tuple => (e.copy ? [e.offset, e.until, e.deliveries, e.token, 1] : [e.offset, e.until, e.deliveries, e.token]);
@@ -159,10 +169,11 @@ export class DynamoGroupStateStore implements GroupStateStore {
     } catch (error) {
       if (isConditionFailure(error)) {
         if (writtenBy(failedItem(error), writeToken)) return;
-        throw new VersionConflict();
+        throw new VersionConflict(progressOf(failedItem(error)));
       }
       const codes = cancellationCodes(error);
       if (codes?.[0] === 'ConditionalCheckFailed' && writtenBy(cancellationItem(error, 0), writeToken)) return;
+      if (codes?.[0] === 'ConditionalCheckFailed') throw new VersionConflict(progressOf(cancellationItem(error, 0)));
       if (isTransactionConflict(error) || (codes ?? []).includes('ConditionalCheckFailed')) throw new VersionConflict();
       throw error;
     }

@@ -345,7 +345,13 @@ export interface DeadLetter {
 
 /** Thrown by conditional writes of group state when someone else changed it first. */
 export class VersionConflict extends Error {
-  constructor() {
+  constructor(
+    /**
+     * The progress item the failed condition saw (DynamoDB returns it with the failure, at no cost): what a
+     * strongly consistent read would answer now. Undefined when the store did not say.
+     */
+    readonly current?: PartitionProgress,
+  ) {
     super('group state changed concurrently');
   }
 }

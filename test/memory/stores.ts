@@ -314,8 +314,10 @@ export class MemoryGroupStateStore implements GroupStateStore {
   async putProgress(groupKey: string, partition: number, next: PartitionProgress, extra: ProgressExtra = {}) {
     this.calls.push('groupState.putProgress');
     const items = this.items(groupKey);
-    const current = items.progress.get(partition)?.version ?? 0;
-    if (next.version !== current + 1) throw new VersionConflict();
+    const stored = items.progress.get(partition);
+    const current = stored?.version ?? 0;
+    // As DynamoDB's failed condition returns the stored item (ALL_OLD).
+    if (next.version !== current + 1) throw new VersionConflict(stored ? copy(stored) : undefined);
     items.progress.set(partition, copy(next));
     for (const letter of extra.deadLetters ?? []) items.deadLetters.set(deadKey(letter), copy(letter));
     for (const r of extra.redriven ?? []) {

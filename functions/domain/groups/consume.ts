@@ -8,6 +8,8 @@ import type { LogMessage } from '../messages.js';
 import { groupKeyOf, topicKeyOf, VersionConflict, type DeadLetter, type Group, type Stores, type Topic } from '../ports.js';
 import { applyAcks, applyNacks, applyPull, freshProgress, planPull, type InFlight, type PartitionProgress, type SettleResult } from './progress.js';
 import { requireGroupCached, retryOnConflict, startOffsetOf } from './groups.js';
+import { knownProgress, readProgress, writeProgress } from './progressCache.js';
+import { cachedLog } from './segmentCache.js';
 import { sleep } from '../time.js';
 
 export interface PullRequest {
@@ -45,6 +47,8 @@ const FIRST_POLL_DELAY_MS = 50;
 const MAX_POLL_DELAY_MS = 500;
 /** Conditional-write races one partition may lose in the second sweep of a pull before the pull gives up on it. */
 const RETRY_ATTEMPTS = 3;
+/** Writes an ack or nack tries on the item its lost race returned, before it backs off and reads again. */
+const IMMEDIATE_SETTLE_TRIES = 3;
 type PartitionPull = Delivery[] | 'contended';
 
 export async function pull(
@@ -157,6 +161,11 @@ async function pullOnce(
   // Start at a random partition so that concurrent consumers spread out instead of racing on one item.
   // A partition another consumer is busy with is skipped at first and retried after the others.
   const first = Math.floor(Math.random() * topic.partitions);
+  const byChance = Array.from({ length: topic.partitions }, (_, i) => (first + i) % topic.partitions);
+  // Partitions with acks to apply come first: a consumer's previous batch came from them, so the acks and
+  // the next leases are one progress write, and a consumer stays on the partition it was served by
+  // instead of meeting the other consumers on a random one (each lost race costs a read and a write).
+  const order = acks && acks.size > 0 ? [...byChance.filter((p) => acks.has(p)), ...byChance.filter((p) => !acks.has(p))] : byChance;
   const contended: number[] = [];
   const visit = async (partition: number, attempts: number): Promise<PartitionPull> => {
     const budget = { count: request.max - deliveries.length, bytes: LIMITS.maxReplyMessageBytes - bytes, evaluateUntil, sweep };
@@ -176,15 +185,17 @@ async function pullOnce(
   };
   const full = () => deliveries.length >= request.max || bytes >= LIMITS.maxReplyMessageBytes;
   // A full reply still visits the partitions it has acks for: their acks go with an empty lease write.
-  for (let i = 0; i < topic.partitions && (!full() || (acks?.size ?? 0) > 0); i++) {
-    const partition = (first + i) % topic.partitions;
+  for (const partition of order) {
+    if (full() && (acks?.size ?? 0) === 0) break;
     if (full() && !acks?.has(partition)) continue;
     const got = await visit(partition, 1);
     if (got === 'contended') contended.push(partition);
     else take(got);
   }
   for (const partition of contended) {
-    if (full()) break;
+    // As in the first sweep, a full reply still visits a partition it has acks for (an acks-only write
+    // planned on the item the lost race returned), rather than leaving them to a separate read and write.
+    if (full() && !acks?.has(partition)) continue;
     const got = await visit(partition, RETRY_ATTEMPTS);
     if (got !== 'contended') take(got);
   }
@@ -283,21 +294,43 @@ async function pullLeasedPartition(
 ): Promise<PartitionPull> {
   const groupKey = groupKeyOf(topic, group.name);
   const topicKey = topicKeyOf(topic);
+  // Segments this process read are read from here again (segmentCache.ts).
+  const log = cachedLog(stores.log, topic.retentionHours);
   const mine = acks?.get(partition);
+  // The item this process knows (progressCache.ts) is planned on without a read, once per visit: a write
+  // checks it, and a plan that writes nothing is confirmed by a read first.
+  let useKnown = true;
+  /** What the read that did not confirm the known item showed: the same attempt plans on it. */
+  let reread: { readonly progress: PartitionProgress | undefined } | undefined;
   for (let attempt = 0; attempt < attempts; attempt++) {
     const now = Date.now();
     // The first look is eventually consistent (half price): a stale answer fails the versioned write
     // below, and the retry reads strongly. At worst a stale "nothing to do" delays work to the next poll.
     // With acks to apply the read is strong: an ack's answer must not rest on a stale replica.
-    const stored =
-      (await stores.groupState.getProgress(groupKey, partition, attempt > 0 || mine !== undefined)) ?? freshProgress(startOffsetOf(group, partition));
+    const strong = attempt > 0 || mine !== undefined;
+    const known = useKnown ? knownProgress(stores.groupState, groupKey, partition) : undefined;
+    const read = known ? undefined : (reread ?? { progress: await readProgress(stores.groupState, groupKey, partition, strong) });
+    reread = undefined;
+    const stored = known ?? read?.progress ?? freshProgress(startOffsetOf(group, partition));
     const acked = mine ? applyAcks(stored, mine.map((a) => a.receipt), now) : undefined;
     const progress = acked?.next ?? stored;
-    /** Writes `next` (acks and leases) as the version after the stored one; false when someone else wrote first. */
+    /**
+     * Writes `next` (acks and leases) as the version after the stored one; false when someone else wrote
+     * first, or when a plan on the known item that writes nothing is not confirmed by a read (then the
+     * same attempt runs again on what was read).
+     */
     const write = async (next: PartitionProgress, extra?: Parameters<Stores['groupState']['putProgress']>[3]) => {
-      if (next === stored) return true;
+      if (next === stored) {
+        if (!known) return true;
+        const seen = await readProgress(stores.groupState, groupKey, partition, strong);
+        if (seen?.version === known.version) return true;
+        useKnown = false;
+        reread = { progress: seen };
+        attempt--;
+        return false;
+      }
       try {
-        await stores.groupState.putProgress(groupKey, partition, { ...next, version: stored.version + 1 }, extra);
+        await writeProgress(stores.groupState, groupKey, partition, { ...next, version: stored.version + 1 }, extra);
         return true;
       } catch (error) {
         if (error instanceof VersionConflict) return false;
@@ -320,7 +353,7 @@ async function pullLeasedPartition(
       return [];
     }
 
-    const reader = new OffsetReader(stores.log, topicKey, partition);
+    const reader = new OffsetReader(log, topicKey, partition);
     // A redriven entry whose segment retention removed is delivered from the dead letter's kept copy.
     const messageOf = async (entry: InFlight) =>
       (await reader.at(entry.offset)) ?? (entry.copy ? await stores.groupState.getRedriveCopy(groupKey, partition, entry.offset) : undefined);
@@ -377,7 +410,7 @@ async function pullLeasedPartition(
     let passedOver = 0;
     const allDecided = readAll && again.count === due.length && again.bytes < budget.bytes;
     if (allDecided && plan.newLimit > 0) {
-      const batch = await readFrom(stores.log, topicKey, partition, progress.dispatched, progress.segmentHint, plan.newLimit, {
+      const batch = await readFrom(log, topicKey, partition, progress.dispatched, progress.segmentHint, plan.newLimit, {
         maxBytes: budget.bytes - again.bytes,
         sizeOf: estimatedReplyBytes(group),
       });
@@ -446,6 +479,7 @@ async function pullBroadcastPartition(
 ): Promise<PartitionPull> {
   const groupKey = groupKeyOf(topic, group.name);
   const topicKey = topicKeyOf(topic);
+  const log = cachedLog(stores.log, topic.retentionHours);
   for (let attempt = 0; attempt < attempts; attempt++) {
     const cursor = (await stores.groupState.getCursor(groupKey, consumerId, partition)) ?? {
       consumerId,
@@ -454,7 +488,7 @@ async function pullBroadcastPartition(
       segmentHint: -1,
       version: 0,
     };
-    const batch = await readFrom(stores.log, topicKey, partition, cursor.dispatched, cursor.segmentHint, budget.count, {
+    const batch = await readFrom(log, topicKey, partition, cursor.dispatched, cursor.segmentHint, budget.count, {
       maxBytes: budget.bytes,
       sizeOf: estimatedReplyBytes(group),
     });
@@ -566,20 +600,32 @@ async function settle(
   });
   for (const [partition, list] of byPartition) {
     const results: SettleResult[] = await retryOnConflict(async () => {
-      const now = Date.now();
       const receipts = list.map((l) => l.receipt);
       // Eventually consistent first (half price); a stale answer either fails the versioned write, or
-      // is checked with a strong read below.
-      let progress = (await stores.groupState.getProgress(groupKey, partition, false)) ?? freshProgress(startOffsetOf(group, partition));
-      let outcome = apply(progress, receipts, now);
-      // An answer given without a write rests on the read alone: a stale replica (after a reset or a
-      // redrive) could make an old receipt look settled, so such an answer is checked strongly.
-      if (outcome.results.includes('stale') || outcome.next === progress) {
-        progress = (await stores.groupState.getProgress(groupKey, partition, true)) ?? freshProgress(startOffsetOf(group, partition));
-        outcome = apply(progress, receipts, now);
+      // is checked with a strong read below. (Not the item this process knows: an ack on its own is rare
+      // in a consumer loop that acks with its next pull, and its reads stay as they were.)
+      let progress = (await readProgress(stores.groupState, groupKey, partition, false)) ?? freshProgress(startOffsetOf(group, partition));
+      for (let tries = 1; ; tries++) {
+        const now = Date.now();
+        let outcome = apply(progress, receipts, now);
+        // An answer given without a write rests on the read alone: a stale replica (after a reset or a
+        // redrive) could make an old receipt look settled, so such an answer is checked strongly.
+        if (outcome.results.includes('stale') || outcome.next === progress) {
+          progress = (await readProgress(stores.groupState, groupKey, partition, true)) ?? freshProgress(startOffsetOf(group, partition));
+          outcome = apply(progress, receipts, now);
+        }
+        if (outcome.next === progress) return outcome.results;
+        try {
+          await writeProgress(stores.groupState, groupKey, partition, outcome.next);
+          return outcome.results;
+        } catch (error) {
+          // A lost race returns the current item (strongly consistent): try again on it at once, a few
+          // times, before backing off; a consumer pulling from this partition in a loop writes often,
+          // and a read-then-write each time could keep losing to it.
+          if (!(error instanceof VersionConflict) || !error.current || tries >= IMMEDIATE_SETTLE_TRIES) throw error;
+          progress = error.current;
+        }
       }
-      if (outcome.next !== progress) await stores.groupState.putProgress(groupKey, partition, outcome.next);
-      return outcome.results;
     });
     results.forEach((result, i) => {
       if (result === 'settled') settled++;

@@ -38,8 +38,19 @@ export function memberOf(g: PendingGroup, member: number): PendingDelayed | unde
   };
 }
 
-/** The pending messages an item stands for, in id order. */
-const messagesOf = (p: PendingItem): PendingDelayed[] => (isGroup(p) ? p.members.flatMap((_, i) => memberOf(p, i) ?? []) : [p]);
+/**
+ * The pending messages an item stands for, in id order, each with where a listing continues after it: the
+ * item's own sort key (its due time) and the message's id. A group's members share the group's due time
+ * there even when one already landed in a landing split over segments and is listed with the next due
+ * time: a cursor made from the listed time would point past the group and skip its other members.
+ */
+const messagesOf = (p: PendingItem): Array<{ message: PendingDelayed; cursor: string }> =>
+  isGroup(p)
+    ? p.members.flatMap((_, i) => {
+        const message = memberOf(p, i);
+        return message ? [{ message, cursor: cursorAt(p.due, message.id) }] : [];
+      })
+    : [{ message: p, cursor: cursorAt(p.due, p.id) }];
 
 export async function getDelayed(stores: Stores, topicName: string, id: string): Promise<PendingDelayed> {
   const topic = await requireTopic(stores, topicName);
@@ -61,8 +72,8 @@ export async function getDelayed(stores: Stores, topicName: string, id: string):
 
 const CURSOR = /^[0-9]{15}#[\x21-\x7e]{1,200}$/;
 
-/** Where a listing continues after `p`: the index's sort key (due time, then id; a group's members by index). */
-const cursorOf = (p: PendingDelayed) => `${p.due.toString().padStart(15, '0')}#${p.id}`;
+/** Where a listing continues after a message: the index's sort key (due time, then id; a group's members by index). */
+const cursorAt = (due: number, id: string) => `${due.toString().padStart(15, '0')}#${id}`;
 
 /** Index pages one listing reads at most (groups whose members are all cancelled list nothing). */
 const MAX_PAGES = 10;
@@ -84,26 +95,27 @@ export async function listDelayed(stores: Stores, topicName: string, limit: numb
       inclusive = true;
     }
   }
-  const items: PendingDelayed[] = [];
+  const listed: Array<{ message: PendingDelayed; cursor: string }> = [];
   let next: string | undefined;
   for (let page = 0; page < MAX_PAGES; page++) {
-    const read = await stores.delays.list(topicKey, limit - items.length, from, inclusive);
-    for (const p of read.items.flatMap(messagesOf)) {
-      if (after !== undefined && cursorOf(p) <= after) continue;
-      items.push(p);
+    const read = await stores.delays.list(topicKey, limit - listed.length, from, inclusive);
+    for (const entry of read.items.flatMap(messagesOf)) {
+      if (after !== undefined && entry.cursor <= after) continue;
+      listed.push(entry);
     }
     next = read.next;
-    if (items.length >= limit || !next) break;
+    if (listed.length >= limit || !next) break;
     from = next;
     inclusive = false;
   }
+  const items = listed.map((entry) => entry.message);
   let bytes = 0;
   for (const [i, p] of items.entries()) {
     bytes += Buffer.byteLength(JSON.stringify({ id: p.id, key: p.key, tags: p.record.t, headers: p.record.h })) + 200;
-    if ((i > 0 && bytes > LIMITS.maxReplyMessageBytes) || i >= limit) return { items: items.slice(0, i), next: cursorOf(items[i - 1]!) };
+    if ((i > 0 && bytes > LIMITS.maxReplyMessageBytes) || i >= limit) return { items: items.slice(0, i), next: listed[i - 1]!.cursor };
   }
   // Read up to the limit exactly, or stopped after MAX_PAGES: continue after what was read.
-  if (next !== undefined) return { items, next: items.length > 0 ? cursorOf(items.at(-1)!) : next };
+  if (next !== undefined) return { items, next: listed.length > 0 ? listed.at(-1)!.cursor : next };
   return { items };
 }
 

@@ -19,6 +19,7 @@ import type { ApiKeyRecord, ApiKeyStore } from '../../functions/domain/apiKeys.j
 import type { PartitionProgress } from '../../functions/domain/groups/progress.js';
 import type { LogMessage, Segment } from '../../functions/domain/messages.js';
 import { minuteOf } from '../../functions/domain/delay/limits.js';
+import { parseLandedMemberId, positionIn } from '../../functions/domain/delay/groups.js';
 import { MemorySessionStore } from './sessions.js';
 import {
   IdsTaken,
@@ -248,14 +249,25 @@ export class MemoryLogStore implements LogStore {
 }
 
 export class MemoryDedupStore implements DedupStore {
-  constructor(readonly ids: Map<string, IdRecord>) {}
+  constructor(
+    readonly ids: Map<string, IdRecord>,
+    /** As functions/adapters/dedupStore.ts: a landed member of a delayed group is found through its group's lookup record. */
+    private readonly delays?: MemoryDelayStore,
+  ) {}
 
   async getMany(topicKey: string, ids: readonly string[]) {
     const found = new Map<string, DedupEntry>();
     const now = Math.floor(Date.now() / 1000);
     for (const id of new Set(ids)) {
       const stored = this.ids.get(`${topicKey}#${id}`);
-      if (stored && !(stored.exp < now)) found.set(id, { id: stored.id, partition: stored.partition, offset: stored.offset });
+      if (stored && !(stored.exp < now)) {
+        found.set(id, { id: stored.id, partition: stored.partition, offset: stored.offset });
+        continue;
+      }
+      const member = this.delays ? parseLandedMemberId(id) : undefined;
+      const positions = member ? this.delays!.groupRecords.get(`${topicKey}#${member.group}#${member.landing}`) : undefined;
+      const place = member && positions !== undefined ? positionIn(positions, member.member) : undefined;
+      if (place) found.set(id, { id, ...place });
     }
     return found;
   }
@@ -622,7 +634,7 @@ export function memoryStores(options: { delayQueueMaxSeconds?: number } = {}): M
   return {
     catalog: new MemoryCatalogStore(),
     log,
-    dedup: new MemoryDedupStore(ids),
+    dedup: new MemoryDedupStore(ids, delays),
     groupState,
     delays,
     delayQueue: new MemoryDelayQueue(options.delayQueueMaxSeconds),

@@ -5,10 +5,9 @@
  * duplicate queue messages and records of the form written before groups. The emulator-backed twin is
  * test/integration/delayGroups.test.ts.
  *
- * The in-memory dedup store (test/memory/stores.ts) knows producer ids only; the DynamoDB adapter
- * (functions/adapters/dedupStore.ts) also finds a landed member through its group's lookup record. The
- * stores here get a dedup store that does the same over MemoryDelayStore.groupRecords, so lookups by id
- * (getMessage, producer-id de-duplication) go through the positions the landing wrote.
+ * The in-memory dedup store (test/memory/stores.ts) finds a landed member through its group's lookup record,
+ * as the DynamoDB adapter (functions/adapters/dedupStore.ts) does, so lookups by id (getMessage, producer-id
+ * de-duplication) go through the positions the landing wrote.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { landDelayed, REPEAT_HEADER, type LandingSummary } from '../../../functions/domain/delay/land.js';
@@ -22,10 +21,9 @@ import { browsePartition, getMessage } from '../../../functions/domain/log/brows
 import { memberBytes } from '../../../functions/domain/log/landings.js';
 import { toRecord } from '../../../functions/domain/messages.js';
 import { partitionForKey } from '../../../functions/domain/partitioner.js';
-import { isGroup, type DedupEntry, type PendingDelayed, type PendingGroup } from '../../../functions/domain/ports.js';
+import { isGroup, type PendingDelayed, type PendingGroup } from '../../../functions/domain/ports.js';
 import { iso } from '../../../functions/domain/time.js';
-import { parseLandedMemberId, positionIn } from '../../../functions/domain/delay/groups.js';
-import { MemoryDedupStore, memoryStores, type MemoryDelayStore, type MemoryStores } from '../../memory/stores.js';
+import { memoryStores, type MemoryStores } from '../../memory/stores.js';
 import { rejection, T0, useClock, world, type World } from '../../memory/fixtures.js';
 
 const clock = useClock();
@@ -37,31 +35,8 @@ afterEach(() => {
 
 const FAR = Date.now() + 1e12;
 
-/** As functions/adapters/dedupStore.ts: a landed member's id is also looked up in its group's lookup record. */
-class GroupLookupDedup extends MemoryDedupStore {
-  constructor(
-    ids: ConstructorParameters<typeof MemoryDedupStore>[0],
-    private readonly delays: MemoryDelayStore,
-  ) {
-    super(ids);
-  }
-
-  override async getMany(topicKey: string, ids: readonly string[]): Promise<Map<string, DedupEntry>> {
-    const found = await super.getMany(topicKey, ids);
-    for (const id of new Set(ids)) {
-      const m = parseLandedMemberId(id);
-      if (!m || found.has(id)) continue;
-      const positions = this.delays.groupRecords.get(`${topicKey}#${m.group}#${m.landing}`);
-      const place = positions === undefined ? undefined : positionIn(positions, m.member);
-      if (place) found.set(id, { id, ...place });
-    }
-    return found;
-  }
-}
-
 function groupStores(delayQueueMaxSeconds = 900): MemoryStores {
-  const base = memoryStores({ delayQueueMaxSeconds });
-  return { ...base, dedup: new GroupLookupDedup(base.dedup.ids, base.delays) };
+  return memoryStores({ delayQueueMaxSeconds });
 }
 
 const delayedWorld = (options: { partitions?: number; delayQueueMaxSeconds?: number } = {}) =>

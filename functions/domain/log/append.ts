@@ -50,7 +50,8 @@ async function serialized<T>(key: string, work: () => Promise<T>): Promise<T> {
   }
 }
 
-function idlePartition(topicKey: string, preferred: number, partitions: number): number {
+/** A partition that no append of this process is using, starting at `preferred`. */
+export function idlePartition(topicKey: string, preferred: number, partitions: number): number {
   for (let i = 0; i < partitions; i++) {
     const p = (preferred + i) % partitions;
     if (!appendQueues.has(`${topicKey}#${p}`)) return p;
@@ -68,7 +69,8 @@ const MAX_APPEND_ATTEMPTS = 100;
 const BACKOFF_BASE_MS = 10;
 const BACKOFF_CAP_MS = 1000;
 
-const backoffMs = (attempt: number) => Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+/** Full jitter: a random wait up to BACKOFF_BASE_MS · 2^attempt, at most `capMs` (producer sessions wait at most 500 ms). */
+export const backoffMs = (attempt: number, capMs = BACKOFF_CAP_MS) => Math.random() * Math.min(capMs, BACKOFF_BASE_MS * 2 ** attempt);
 
 /** Set when one partition's append failed: the others stop before their next attempt. */
 interface Abort {
@@ -296,9 +298,6 @@ export async function exclusivelyOn<T>(topicKey: string, partitions: readonly nu
   const nest = (i: number): Promise<T> => (i === keys.length ? work() : serialized(keys[i]!, () => nest(i + 1)));
   return nest(0);
 }
-
-/** A partition that no append of this process is using, starting at `preferred`. */
-export const quietPartition = (topicKey: string, preferred: number, partitions: number) => idlePartition(topicKey, preferred, partitions);
 
 /** For tests: forget the tail hints, as a cold Lambda would. */
 export const forgetTailHints = () => {

@@ -3,7 +3,7 @@ import { SluiceError } from '../errors.js';
 import { serverMessageId } from '../ids.js';
 import { SessionAppendCancelled, topicKeyOf, type SessionHead, type SegmentWrite, type Stores, type Topic } from '../ports.js';
 import { sleep } from '../time.js';
-import { chunkForSegments, exclusivelyOn, offsetTaken, quietPartition, rememberTail, tailOf, type AppendedResult, type Pending } from '../log/append.js';
+import { backoffMs as appendBackoffMs, chunkForSegments, exclusivelyOn, idlePartition, offsetTaken, rememberTail, tailOf, type AppendedResult, type Pending } from '../log/append.js';
 import { positionsOf, runsOf, type Position } from './runs.js';
 
 /** A produce request's place in a producer session: the sequence number of its first message. */
@@ -18,9 +18,8 @@ export interface ProducerSession {
  * earlier ones may take a while), within the request's deadline — then answers OutOfOrderSequence.
  */
 const GAP_WAIT_MS = 5000;
-const BACKOFF_BASE_MS = 10;
-const BACKOFF_CAP_MS = 500;
-const backoffMs = (attempt: number) => Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+/** The append's jittered backoff, capped at 500 ms: a session's requests follow each other, so a long wait delays every later one. */
+const backoffMs = (attempt: number) => appendBackoffMs(attempt, 500);
 
 /**
  * Produces the messages of one request of a producer session (docs/sessions.md). The messages carry
@@ -111,7 +110,7 @@ async function tryAppend(
   // Unkeyed messages go where no other request of this process is appending (as appendAll's do), and the
   // request waits for the partitions it writes instead of racing this process's other appends for their tails.
   const movable = pending.find((p) => p.movable);
-  const quiet = movable ? quietPartition(topicKey, movable.partition, topic.partitions) : 0;
+  const quiet = movable ? idlePartition(topicKey, movable.partition, topic.partitions) : 0;
   const fresh = pending.slice(known).map((p) => (p.movable ? { ...p, partition: quiet } : p));
   return exclusivelyOn(topicKey, [...new Set(fresh.map((p) => p.partition))], () => appendFresh(stores, topic, topicKey, producer, fresh, known, results));
 }

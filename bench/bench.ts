@@ -248,16 +248,19 @@ function printIssue11Figures(rows: Row[]) {
  * (batches of 100), next to SQS standard with batches of 10, SNS → SQS fan-out, and Kinesis Data Streams on-demand.
  */
 function printCostComparison(rows: Row[]) {
-  const P = { wru: 0.625, rru: 0.125, api: 1.0, lambdaRequest: 0.2, gbSecond: 0.0000133334 * 1e6, sqs: 0.4, sns: 0.5 };
+  const P = { wru: 0.625, rru: 0.125, api: 1.0, lambdaRequest: 0.2, gbSecond: 0.0000133334 * 1e6, sqs: 0.4, sns: 0.5, gbMonth: 0.25 };
+  // Days a message is stored: 72 h of retention (the default), the day of grace before TTL may delete it, and
+  // up to 2 days until TTL does (AWS: "typically within two days"); TTL deletes themselves are free.
+  const storedDays = 3 + 1 + 2;
   const lambda = (calls: number, ms: number, gb: number) => calls * P.lambdaRequest + (calls * ms * gb * P.gbSecond) / 1000 / 1e6;
   const sluice = (r: Row, groups: number) => {
     const requests = 1e6 / 100;
     const produce = (requests * P.api) / 1e6 + lambda(requests, 30, 0.5) / 1e6 + r.produceWru * P.wru + r.produceRru * P.rru;
     // One pull per batch that also acks the previous one (ackReceipts): one request and one invocation per batch.
     const consume = (requests * P.api) / 1e6 + lambda(requests, 50, 0.25) / 1e6 + r.consumeRru * P.rru + r.consumeWru * P.wru;
-    // Retention deletes a segment for what writing it cost (DynamoDB bills a delete by the item's size).
-    const retention = r.produceWru * P.wru;
-    return produce + groups * consume + retention;
+    // Storage: a message's share of its segment item is about its write units in KB (a WRU is 1 KB written).
+    const storage = ((r.produceWru * 1024 * 1e6) / 2 ** 30) * P.gbMonth * (storedDays / 30);
+    return produce + groups * consume + storage;
   };
   // SQS: send, receive and delete, each in batches of 10 (one request per 10 messages of 200 bytes).
   const sqs = (groups: number) => groups * 3 * (1e5 * P.sqs) / 1e6;
@@ -269,7 +272,9 @@ function printCostComparison(rows: Row[]) {
   const kinesis = (groups: number) => (1e6 / 2 ** 20) * 0.08 + groups * ((1e6 * 200) / 2 ** 30) * 0.04;
   const hex = rows.find((r) => r.batch === '100')!;
   const json = rows.find((r) => r.batch === '100, json bodies')!;
-  console.log('\nCost per million 200-byte messages, USD at us-east-1 list prices (Sluice: this run\'s units, batches of 100, produce + consume + retention)');
+  console.log(
+    `\nCost per million 200-byte messages, USD at us-east-1 list prices (Sluice: this run's units, batches of 100, produce + consume + ${storedDays} days of storage; TTL deletes are free)`,
+  );
   console.log('| consumer groups | Sluice, hex bodies | Sluice, JSON bodies | SQS standard (batches of 10) | SNS → SQS fan-out | Kinesis on-demand (+ $29/month per stream) |');
   console.log('|---:|---:|---:|---:|---:|---:|');
   for (const groups of [1, 3]) {

@@ -203,12 +203,13 @@ export type HandlerName = (typeof ROUTES)[number]['handler'];
 /** Functions that are not API routes. */
 export const RETENTION_FUNCTION = {
   handler: 'trimRetention',
-  // Catalog PutItem: the pass's resume point (one item); GetItem reads it.
-  access: { Catalog: ['Scan', 'GetItem', 'PutItem', 'DeleteItem'], Log: ['Query', 'BatchWriteItem'] },
+  // Catalog PutItem: the pass's resume point (one item); GetItem reads it. Log UpdateItem: a partition's
+  // newest segment loses its TTL attribute before TTL could take it (docs/retention.md).
+  access: { Catalog: ['Scan', 'GetItem', 'PutItem', 'DeleteItem'], Log: ['Query', 'BatchWriteItem', 'UpdateItem'] },
   timeoutSeconds: 300,
 } as const satisfies FunctionSpec;
 
-/** Every 5 minutes the retention pass deletes segments past their topic's retention. */
+/** Every 5 minutes the retention pass keeps each partition's newest segment from TTL and deletes what TTL will not take. */
 export const RETENTION_SCHEDULE_MINUTES = 5;
 
 export const API_KEY_AUTHORIZER = {

@@ -102,7 +102,7 @@ export class SluiceStack extends Stack {
       logRetention,
     }).fn;
     new Rule(this, 'RetentionSchedule', {
-      description: 'Deletes log segments past their topic retention',
+      description: 'Keeps each partition newest log segment from TTL; deletes what TTL will not',
       schedule: Schedule.rate(Duration.minutes(RETENTION_SCHEDULE_MINUTES)),
       targets: [new LambdaFunction(retention, { retryAttempts: 2 })],
     });

@@ -40,6 +40,8 @@ export const TABLES = [
     envVar: 'LOG_TABLE',
     partitionKey: { name: 'pk', type: 'S' },
     sortKey: { name: 'sk', type: 'N' },
+    // TTL deletes segments (free) a day after their retention; the retention pass keeps each partition's newest (docs/retention.md).
+    ttlAttribute: 'exp',
     stream: 'NEW_IMAGE',
     purpose: 'Partition logs: one item per segment, pk "<topic>@<epoch>#<partition>", sk = base offset.',
   },

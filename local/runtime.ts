@@ -16,6 +16,7 @@ import {
   type LocalFunctions,
 } from './lambdaService.js';
 import { everyInterval, type LocalService } from './periodic.js';
+import { startTtlSweeper } from './ttlSweeper.js';
 import { createQueues, localDeadLetterQueueName, localQueueName } from './queues.js';
 import { createSchedules, startScheduleDriver } from './schedules.js';
 import { createStateMachines, useLocalStateMachines } from './stateMachines.js';
@@ -66,6 +67,9 @@ export interface LocalRuntime {
 
 /** How often the local retention pass runs (the stack schedules the same handler). */
 const RETENTION_INTERVAL_MS = 60_000;
+
+/** How often the local stand-in for DynamoDB TTL deletes expired items (AWS: within days of expiry). */
+const TTL_SWEEP_INTERVAL_MS = 60_000;
 
 /** The local sweep interval: no cost per invocation here, and tests should not wait a minute. */
 export const LOCAL_DELAY_SWEEP_SECONDS = 1;
@@ -157,6 +161,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       everyInterval(RETENTION_FUNCTION.handler, RETENTION_INTERVAL_MS, async () => (await import('../functions/handlers/trimRetention.js')).handler),
     );
     log(`[sluice] Retention pass → ${RETENTION_FUNCTION.handler}, every ${RETENTION_INTERVAL_MS / 1000} s, timeout ${functionTimeoutMs(RETENTION_FUNCTION.handler) / 1000} s`);
+    services.push(startTtlSweeper(prefix, TTL_SWEEP_INTERVAL_MS));
+    log(`[sluice] DynamoDB TTL (the emulator has none): expired items of the TTL tables are deleted every ${TTL_SWEEP_INTERVAL_MS / 1000} s (local/ttlSweeper.ts)`);
     return {
       apiUrl: api.url,
       endpoint: endpoints.default,

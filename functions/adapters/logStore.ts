@@ -1,7 +1,7 @@
-import { PutCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { Segment } from '../domain/messages.js';
-import { IdsTaken, LandingsGone, OffsetTaken, type DedupEntry, type LandingChange, type LogStore, type SegmentWrite } from '../domain/ports.js';
+import { IdsTaken, LandingsGone, OffsetTaken, type DedupEntry, type LandingChange, type LogStore, type SegmentKey, type SegmentWrite } from '../domain/ports.js';
 import { landingActions } from './delayStore.js';
 import { batchDeleteAll } from './batch.js';
 import { decodeRecords, encodeRecords } from './segmentCodec.js';
@@ -10,7 +10,7 @@ import { cancellationCodes, cancellationItem, failedItem, isConditionFailure, is
 /**
  * Log segments: pk "<topic>@<epoch>#<partition>", sk = base offset, n = count, ts = produce time,
  * m = the records as one JSON string (one attribute name instead of many keeps items small: every byte
- * is paid on every write and read).
+ * is paid on every write and read), exp = when DynamoDB TTL may delete it (functions/domain/log/expiry.ts).
  */
 const logPk = (topicKey: string, partition: number) => `${topicKey}#${partition}`;
 export const dedupPk = (topicKey: string, id: string) => `${topicKey}#${id}`;
@@ -34,7 +34,16 @@ export function segmentItem(topicKey: string, segment: SegmentWrite, writeToken:
     ts: segment.producedAt,
     ...encodeRecords(segment.records),
     w: writeToken,
+    ...(segment.expiresAt !== undefined ? { exp: segment.expiresAt } : {}),
   };
+}
+
+/** What retention reads of a segment: its key, size and times (a projection saves transfer, not read units). */
+const KEY_PROJECTION = 'sk, n, ts, exp';
+
+function segmentKeyOf(item: Record<string, unknown>): SegmentKey {
+  const key = { base: item.sk as number, count: item.n as number, producedAt: item.ts as number };
+  return item.exp === undefined ? key : { ...key, expiresAt: item.exp as number };
 }
 
 /** The offset is taken only if no segment starts there yet; ALL_OLD returns the one that does (no extra read units). */
@@ -72,14 +81,14 @@ export class DynamoLogStore implements LogStore {
         TableName: this.table,
         KeyConditionExpression: 'pk = :pk',
         ExpressionAttributeValues: { ':pk': logPk(topicKey, partition) },
-        ProjectionExpression: 'sk, n, ts',
+        ProjectionExpression: KEY_PROJECTION,
         ScanIndexForward: !newestFirst,
         Limit: 1,
         ConsistentRead: true,
       }),
     );
     const item = out.Items?.[0];
-    return item ? { base: item.sk as number, count: item.n as number, producedAt: item.ts as number } : undefined;
+    return item ? segmentKeyOf(item) : undefined;
   }
 
   tail(topicKey: string, partition: number) {
@@ -187,13 +196,34 @@ export class DynamoLogStore implements LogStore {
     );
   }
 
+  async setSegmentExpiry(topicKey: string, partition: number, base: number, expiresAt: number | undefined) {
+    try {
+      // The condition keeps the update from creating an item of a key alone where TTL or a pass deleted
+      // the segment meanwhile (UpdateItem creates missing items). Setting one value is idempotent: a retry
+      // after a lost reply writes the same thing again.
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: logPk(topicKey, partition), sk: base },
+          UpdateExpression: expiresAt === undefined ? 'REMOVE exp' : 'SET exp = :exp',
+          ConditionExpression: 'attribute_exists(pk)',
+          ...(expiresAt === undefined ? {} : { ExpressionAttributeValues: { ':exp': expiresAt } }),
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
   /**
-   * Retention's listing: keys, counts and produce times only, eventually consistent (half the read
+   * Retention's listing: keys, counts, produce times and expiry only, eventually consistent (half the read
    * units; segments never change). The projection saves transfer, not read units or page size:
    * DynamoDB counts the whole items read against a Query's 1 MB, so big segments need several pages.
    */
   async segmentKeysFrom(topicKey: string, partition: number, fromBase: number, limit: number) {
-    const keys: Array<{ base: number; count: number; producedAt: number }> = [];
+    const keys: SegmentKey[] = [];
     let start: Record<string, unknown> | undefined;
     do {
       const out = await this.client.send(
@@ -201,13 +231,13 @@ export class DynamoLogStore implements LogStore {
           TableName: this.table,
           KeyConditionExpression: 'pk = :pk AND sk >= :b',
           ExpressionAttributeValues: { ':pk': logPk(topicKey, partition), ':b': fromBase },
-          ProjectionExpression: 'sk, n, ts',
+          ProjectionExpression: KEY_PROJECTION,
           Limit: limit - keys.length,
           ConsistentRead: false,
           ExclusiveStartKey: start,
         }),
       );
-      for (const item of out.Items ?? []) keys.push({ base: item.sk as number, count: item.n as number, producedAt: item.ts as number });
+      for (const item of out.Items ?? []) keys.push(segmentKeyOf(item));
       start = out.LastEvaluatedKey;
     } while (start && keys.length < limit);
     return keys;

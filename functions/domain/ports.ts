@@ -96,6 +96,20 @@ export interface SegmentWrite {
   readonly base: number;
   readonly producedAt: number;
   readonly records: readonly StoredRecord[];
+  /**
+   * When DynamoDB TTL may delete the segment (epoch seconds, functions/domain/log/expiry.ts). Absent: never
+   * by TTL (segments written before TTL was used); the retention pass deletes those itself.
+   */
+  readonly expiresAt?: number;
+}
+
+/** A segment's key, size and times, without its records (retention's listing). */
+export interface SegmentKey {
+  readonly base: number;
+  readonly count: number;
+  readonly producedAt: number;
+  /** Its TTL attribute (epoch seconds); absent when TTL never deletes it. */
+  readonly expiresAt?: number;
 }
 
 export interface DedupEntry {
@@ -251,7 +265,7 @@ export interface DelayQueue {
 
 export interface LogStore {
   /** Newest segment of a partition (strongly consistent), or undefined for an empty log. */
-  tail(topicKey: string, partition: number): Promise<{ base: number; count: number } | undefined>;
+  tail(topicKey: string, partition: number): Promise<SegmentKey | undefined>;
   /** Oldest segment still stored (the retention trimmer deletes older ones but never the newest). */
   head(topicKey: string, partition: number): Promise<{ base: number; count: number; producedAt: number } | undefined>;
   /** Appends a segment at exactly `base`, together with producer-id records and landings, all or nothing. */
@@ -272,11 +286,17 @@ export interface LogStore {
   /** Deletes segments by base offset (retention). */
   deleteSegments(topicKey: string, partition: number, bases: readonly number[]): Promise<void>;
   /**
+   * Sets (or, with undefined, removes) the TTL attribute of an existing segment (retention: a partition's
+   * newest segment must not expire; a longer retention moves expiry on). False when the segment is gone:
+   * the call never creates one.
+   */
+  setSegmentExpiry(topicKey: string, partition: number, base: number, expiresAt: number | undefined): Promise<boolean>;
+  /**
    * Keys of up to `limit` segments with base >= `fromBase`, oldest first, without their records
    * (retention). Pages through DynamoDB's 1 MB Query pages until `limit` or the partition's end.
    * Eventually consistent: it may miss the newest segments or show one just deleted, never skip an old one.
    */
-  segmentKeysFrom(topicKey: string, partition: number, fromBase: number, limit: number): Promise<Array<{ base: number; count: number; producedAt: number }>>;
+  segmentKeysFrom(topicKey: string, partition: number, fromBase: number, limit: number): Promise<SegmentKey[]>;
 }
 
 /** A producer session's head (functions/domain/sessions/): the next sequence it expects. */

@@ -18,11 +18,22 @@ export function passDeadline(remainingMs: number, nowMs = Date.now()): number {
   return nowMs + remainingMs - margin;
 }
 
-/** Scheduled (every few minutes): deletes log segments past their topic's retention, within the time it has. */
+/**
+ * Scheduled (every few minutes): keeps each partition's newest segment from TTL and deletes the segments past
+ * retention that TTL will not take, within the time it has (functions/domain/log/retention.ts).
+ */
 export const handler = middy(async (_event: unknown, context: Context) => {
   const started = Date.now();
   const result = await trimAllTopics(dynamoStores(loadConfig()), started, { deadline: passDeadline(context.getRemainingTimeInMillis(), started) });
-  logger.info('retention pass', { deletedSegments: result.deleted, complete: result.complete, topics: result.topics, started: result.started, ms: Date.now() - started });
+  logger.info('retention pass', {
+    deletedSegments: result.deleted,
+    protectedSegments: result.protected,
+    extendedSegments: result.extended,
+    complete: result.complete,
+    topics: result.topics,
+    started: result.started,
+    ms: Date.now() - started,
+  });
   if (!result.complete) logger.warn('retention pass ran out of time; the next pass continues after the last topic it started');
   return { deletedSegments: result.deleted, complete: result.complete };
 }).use(injectLambdaContext(logger));

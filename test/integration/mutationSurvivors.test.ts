@@ -10,12 +10,12 @@ import { clearFault, faultFired, injectFault } from '../../functions/adapters/fa
 import { dynamoStores } from '../../functions/adapters/stores.js';
 import { loadConfig } from '../../functions/config.js';
 import { raceAppendsLikeSeparateProcesses } from '../../functions/domain/produce.js';
-import { trimTopic } from '../../functions/domain/log/retention.js';
+import { topicKeyOf } from '../../functions/domain/ports.js';
 import { useLocalAws } from '../../local/environment.js';
 import { createTables } from '../../local/tables.js';
 import { ack, produce, pullAll, sleep, topicWithGroup, useApi, type Api } from '../support/api.js';
+import { retentionFor } from '../support/retention.js';
 
-const HOUR = 3600 * 1000;
 
 // Tables of this file's own: the retention test below trims its topic "in the future", and other files'
 // retention passes (permissions.test.ts runs one 1,000 hours ahead) must not trim it first.
@@ -93,15 +93,19 @@ describe('survivors of the mutation run', () => {
     expect(fresh.map((m) => [m.offset, m.deliveryCount])).toEqual([5, 6, 7, 8, 9].map((o) => [o, 1]));
   });
 
-  it("retention's threshold: a pass an hour before the segment's retention ends deletes nothing, an hour after it deletes it", async () => {
+  it("retention's threshold: TTL may take a segment only after its retention and a day, the pass never before; the newest stays", async () => {
     const { topic, base } = await topicWithGroup(api, {});
     await produce(api, topic, [{ body: 'old' }]);
     await produce(api, topic, [{ body: 'newest' }]);
     const stores = dynamoStores(loadConfig());
-    const now = Date.now();
-    expect(await trimTopic(stores, topic, now + 72 * HOUR - HOUR)).toBe(0);
+    const [oldest] = await stores.log.segmentKeysFrom(topicKeyOf((await stores.catalog.getTopic(topic))!), 0, 0, 1);
+    const expiry = oldest!.expiresAt!;
+    expect(expiry).toBe(Math.ceil(oldest!.producedAt / 1000) + 72 * 3600 + 24 * 3600);
+    // A second before the expiry nothing goes (TTL deletes items whose expiry is before now); a second after, TTL takes it.
+    expect(await retentionFor(topic, (expiry - 1) * 1000)).toBe(0);
+    expect(await retentionFor(topic, expiry * 1000)).toBe(0);
     expect((await api('GET', base)).body.partitionsInfo[0]).toEqual({ partition: 0, startOffset: 0, endOffset: 2 });
-    expect(await trimTopic(stores, topic, now + 72 * HOUR + HOUR)).toBe(1);
+    expect(await retentionFor(topic, (expiry + 1) * 1000)).toBe(1);
     expect((await api('GET', base)).body.partitionsInfo[0]).toEqual({ partition: 0, startOffset: 1, endOffset: 2 });
   });
 

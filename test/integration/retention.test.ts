@@ -6,10 +6,13 @@ import { dynamoStores } from '../../functions/adapters/stores.js';
 import { loadConfig } from '../../functions/config.js';
 import { topicKeyOf } from '../../functions/domain/ports.js';
 import { clearBuriedTopic, trimAllTopics, trimTopic } from '../../functions/domain/log/retention.js';
+import { segmentExpiry, TAIL_PROTECTION_SECONDS } from '../../functions/domain/log/expiry.js';
+import { forgetKnownSegments } from '../../functions/domain/groups/segmentCache.js';
 import { handler as retentionHandler } from '../../functions/handlers/trimRetention.js';
 import { useLocalAws } from '../../local/environment.js';
 import { localContext } from '../../local/lambdaContext.js';
 import { createTables } from '../../local/tables.js';
+import { sweepExpiredItems } from '../../local/ttlSweeper.js';
 import { produce, pullAll, topicWithGroup, useApi } from '../support/api.js';
 
 const HOUR = 3600 * 1000;
@@ -19,11 +22,11 @@ const stores = () => dynamoStores(loadConfig());
 // retention pass trims every topic it finds, so the passes of other test files (permissions.test.ts
 // runs one 1,000 hours ahead) must not reach into these tests' half-trimmed partitions, nor these
 // passes into theirs. Set before anything builds the stores.
+const prefix = () => `${inject('tablePrefix')}ret`;
 beforeAll(async () => {
-  const prefix = `${inject('tablePrefix')}ret`;
-  useLocalAws(inject('awsEndpoint'), prefix);
-  await createTables(new DynamoDBClient({}), prefix);
-  if (!loadConfig().tables.log.startsWith(`${prefix}-`)) throw new Error('the retention tests are not on their own tables');
+  useLocalAws(inject('awsEndpoint'), prefix());
+  await createTables(new DynamoDBClient({}), prefix());
+  if (!loadConfig().tables.log.startsWith(`${prefix()}-`)) throw new Error('the retention tests are not on their own tables');
 });
 
 /** Writes `count` one-record segments at bases from..from+count-1, straight through the log store. */
@@ -80,11 +83,16 @@ describe('retention', () => {
     const [first] = await pullAll(api, groupPath, { max: 1 });
     expect(first!.body).toBe('m0');
 
-    // 100 hours on, the 72-hour retention has passed for all four segments.
-    const removed = await trimTopic(stores(), topic, Date.now() + 100 * HOUR);
-    expect(removed).toBe(3);
+    // 100 hours on, the 72-hour retention and the day of grace have passed for all four segments: the
+    // pass keeps the newest (it removes its expiry), and TTL takes the other three.
+    const later = Date.now() + 100 * HOUR;
+    expect(await trimTopic(stores(), topic, later)).toBe(0);
+    // (The log's TTL only: the group's own items live on this test's real clock.)
+    expect(await sweepExpiredItems(new DynamoDBClient({}), prefix(), { nowSeconds: Math.floor(later / 1000), tables: ['Log'] })).toEqual({ Log: 3 });
     const info = (await api('GET', base)).body.partitionsInfo[0];
     expect(info).toEqual({ partition: 0, startOffset: 3, endOffset: 4 });
+    // A process 100 hours on no longer has m0 in its segment cache (it serves segments younger than retention only).
+    forgetKnownSegments();
 
     const [next] = await produce(api, topic, [{ body: 'after' }]);
     expect(next!.offset).toBe(4);
@@ -259,5 +267,76 @@ describe('retention', () => {
       expect(faultFired(), `${command}: the fault fired`).toBe(true);
       expect((await stores().catalog.listBuriedTopics()).map((t) => t.epoch), command).not.toContain(doomed.incarnation.epoch);
     }
+  });
+});
+
+describe('retention with TTL (local/ttlSweeper.ts stands in for DynamoDB TTL, which the emulator lacks)', () => {
+  const api = useApi();
+  afterEach(() => {
+    clearFault();
+    observeDynamoCalls(undefined);
+  });
+  /** What DynamoDB TTL does by `at` (epoch ms), on the log only: every expired segment goes. */
+  const ttlAt = (at: number) => sweepExpiredItems(new DynamoDBClient({}), prefix(), { nowSeconds: Math.floor(at / 1000), tables: ['Log'] });
+  const SECOND = 1000;
+
+  /** A topic (72 h) with a group and `segments` produced one-message segments; its key and its newest segment's expiry. */
+  async function produced(segments: number) {
+    const made = await topicWithGroup(api, { partitions: 1, group: {} });
+    for (let i = 0; i < segments; i++) await produce(api, made.topic, [{ body: `m${i}` }]);
+    const key = topicKeyOf((await stores().catalog.getTopic(made.topic))!);
+    const tail = (await stores().log.tail(key, 0))!;
+    return { ...made, key, tailExpiry: tail.expiresAt! };
+  }
+
+  it('produced segments expire a day after retention; an idle partition keeps its newest through TTL, and offsets go on', async () => {
+    const { topic, groupPath, key, tailExpiry } = await produced(3);
+    const keys = await stores().log.segmentKeysFrom(key, 0, 0, 10);
+    expect(keys.map((k) => k.expiresAt)).toEqual(keys.map((k) => segmentExpiry(k.producedAt, 72)));
+
+    // Until 12 hours before the newest segment would expire, the pass leaves it alone; then it removes the expiry.
+    await trimTopic(stores(), topic, (tailExpiry - TAIL_PROTECTION_SECONDS) * SECOND);
+    expect((await stores().log.tail(key, 0))!.expiresAt).toBe(tailExpiry);
+    await trimTopic(stores(), topic, (tailExpiry - TAIL_PROTECTION_SECONDS + 1) * SECOND);
+    expect((await stores().log.tail(key, 0))!.expiresAt).toBeUndefined();
+
+    // TTL, long after: the two older segments go, the newest stays, and the next message takes offset 3.
+    await ttlAt((tailExpiry + 30 * 24 * 3600) * SECOND);
+    expect(await edges(key, 0)).toEqual({ head: 2, tail: 2 });
+    const [next] = await produce(api, topic, [{ body: 'after' }]);
+    expect(next!.offset).toBe(3);
+    expect((await pullAll(api, groupPath)).map((m) => [m.offset, m.body])).toEqual([
+      [2, 'm2'],
+      [3, 'after'],
+    ]);
+    // The protected segment, overtaken, is the pass's to delete once it is past retention (TTL never will).
+    expect(await trimTopic(stores(), topic, (tailExpiry + 30 * 24 * 3600) * SECOND)).toBe(1);
+    expect(await edges(key, 0)).toEqual({ head: 3, tail: 3 });
+  });
+
+  it('removing the expiry: a lost reply is sent again, a handler killed after it left it done, one killed before it is redone', async () => {
+    for (const when of ['lostReply', 'after', 'before'] as const) {
+      const { topic, key, tailExpiry } = await produced(2);
+      const at = (tailExpiry - 60) * SECOND;
+      injectFault({ command: 'UpdateItem', when });
+      if (when === 'lostReply') await trimTopic(stores(), topic, at);
+      else await expect(trimTopic(stores(), topic, at), when).rejects.toBeInstanceOf(InjectedFault);
+      expect(faultFired(), when).toBe(true);
+      expect((await stores().log.tail(key, 0))!.expiresAt, when).toBe(when === 'before' ? tailExpiry : undefined);
+      clearFault();
+      await trimTopic(stores(), topic, at);
+      expect((await stores().log.tail(key, 0))!.expiresAt, when).toBeUndefined();
+      await ttlAt((tailExpiry + 3600) * SECOND);
+      expect(await edges(key, 0), when).toEqual({ head: 1, tail: 1 });
+      expect((await produce(api, topic, [{ body: 'next' }]))[0]!.offset, when).toBe(2);
+    }
+  });
+
+  it('an expiry update never brings back a segment that is gone', async () => {
+    const { key } = await produced(1);
+    await stores().log.deleteSegments(key, 0, [0]);
+    expect(await stores().log.setSegmentExpiry(key, 0, 0, undefined)).toBe(false);
+    expect(await stores().log.setSegmentExpiry(key, 0, 0, 12345)).toBe(false);
+    expect(await stores().log.segmentsFrom(key, 0, 0, 10)).toEqual([]);
   });
 });

@@ -1,5 +1,4 @@
 import { SessionAppendCancelled, type SessionAppend, type SessionHead, type SessionRecord, type SessionStore } from '../../functions/domain/ports.js';
-import type { Segment } from '../../functions/domain/messages.js';
 import type { CallLog, MemoryLogStore } from './stores.js';
 
 /**
@@ -40,11 +39,7 @@ export class MemorySessionStore implements SessionStore {
     if (headMoved || recordTaken || offsetsTaken.size > 0) {
       throw new SessionAppendCancelled(headMoved || recordTaken, headMoved && head ? { ...head } : undefined, offsetsTaken);
     }
-    for (const segment of write.segments) {
-      const listKey = `${write.topicKey}#${segment.partition}`;
-      const stored: Segment = { partition: segment.partition, base: segment.base, count: segment.records.length, producedAt: segment.producedAt, records: structuredClone(segment.records) };
-      this.log.partitions.set(listKey, [...(this.log.partitions.get(listKey) ?? []), stored].sort((a, b) => a.base - b.base));
-    }
+    for (const segment of write.segments) this.log.store(write.topicKey, segment);
     this.records_.set(key, [...(this.records_.get(key) ?? []), structuredClone(write.record)].sort((a, b) => a.first - b.first));
     this.heads.set(key, { next: write.record.first + write.record.count });
   }

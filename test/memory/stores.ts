@@ -40,6 +40,7 @@ import {
   type GroupStateStore,
   type LandingChange,
   type LogStore,
+  type SegmentKey,
   type PendingDelayed,
   type PendingGroup,
   type PendingItem,
@@ -168,6 +169,8 @@ export class MemoryLogStore implements LogStore {
   partitions: Partitions = new Map();
   /** What eventually consistent reads see while the replica is frozen. */
   replica: Partitions | undefined;
+  /** TTL attributes of segments, by "<topicKey>#<partition>#<base>". */
+  readonly expiries = new Map<string, number>();
 
   constructor(
     private readonly ids: Map<string, IdRecord>,
@@ -180,16 +183,52 @@ export class MemoryLogStore implements LogStore {
     return source.get(`${topicKey}#${partition}`) ?? [];
   }
 
+  /** Writes a segment (after its conditions passed): appends, session appends and transaction commits. */
+  store(topicKey: string, segment: SegmentWrite): void {
+    const key = `${topicKey}#${segment.partition}`;
+    const stored: Segment = {
+      partition: segment.partition,
+      base: segment.base,
+      count: segment.records.length,
+      producedAt: segment.producedAt,
+      records: copy(segment.records),
+    };
+    this.partitions.set(key, [...(this.partitions.get(key) ?? []).filter((x) => x.base !== segment.base), stored].sort((a, b) => a.base - b.base));
+    if (segment.expiresAt === undefined) this.expiries.delete(`${key}#${segment.base}`);
+    else this.expiries.set(`${key}#${segment.base}`, segment.expiresAt);
+  }
+
+  /** The TTL attribute of a stored segment (undefined: none). */
+  expiryOf(topicKey: string, partition: number, base: number): number | undefined {
+    return this.expiries.get(`${topicKey}#${partition}#${base}`);
+  }
+
+  /** What DynamoDB TTL does, at once: deletes every segment whose expiry is before `nowSeconds`; returns how many. */
+  sweepExpired(nowSeconds: number): number {
+    let swept = 0;
+    for (const [key, list] of this.partitions) {
+      const kept = list.filter((s) => !((this.expiries.get(`${key}#${s.base}`) ?? Infinity) < nowSeconds));
+      swept += list.length - kept.length;
+      this.partitions.set(key, kept);
+    }
+    return swept;
+  }
+
+  private keyOf(s: Segment, key: string): SegmentKey {
+    const expiresAt = this.expiries.get(`${key}#${s.base}`);
+    return { base: s.base, count: s.count, producedAt: s.producedAt, ...(expiresAt !== undefined ? { expiresAt } : {}) };
+  }
+
   async tail(topicKey: string, partition: number) {
     this.calls.push('log.tail');
     const s = this.list(topicKey, partition).at(-1);
-    return s ? { base: s.base, count: s.count } : undefined;
+    return s ? this.keyOf(s, `${topicKey}#${partition}`) : undefined;
   }
 
   async head(topicKey: string, partition: number) {
     this.calls.push('log.head');
     const s = this.list(topicKey, partition)[0];
-    return s ? { base: s.base, count: s.count, producedAt: s.producedAt } : undefined;
+    return s ? this.keyOf(s, `${topicKey}#${partition}`) : undefined;
   }
 
   async appendSegment(topicKey: string, segment: SegmentWrite, ids: readonly DedupEntry[], idExpiresAt: number, landings: readonly LandingChange[] = []) {
@@ -206,14 +245,7 @@ export class MemoryLogStore implements LogStore {
     const gone = landings.filter((l) => !this.delays.unchanged(l.topicKey, l.id, l.version)).map((l) => l.id);
     if (gone.length > 0) throw new LandingsGone(gone);
     if (winner) throw new OffsetTaken(winner.base + winner.count);
-    const stored: Segment = {
-      partition: segment.partition,
-      base: segment.base,
-      count: segment.records.length,
-      producedAt: segment.producedAt,
-      records: copy(segment.records),
-    };
-    this.partitions.set(`${topicKey}#${segment.partition}`, [...list, stored].sort((a, b) => a.base - b.base));
+    this.store(topicKey, segment);
     for (const id of ids) this.ids.set(`${topicKey}#${id.id}`, { ...id, exp: idExpiresAt });
     for (const landing of landings) this.delays.land(landing);
   }
@@ -244,7 +276,16 @@ export class MemoryLogStore implements LogStore {
     return this.list(topicKey, partition, false)
       .filter((s) => s.base >= fromBase)
       .slice(0, limit)
-      .map((s) => ({ base: s.base, count: s.count, producedAt: s.producedAt }));
+      .map((s) => this.keyOf(s, `${topicKey}#${partition}`));
+  }
+
+  async setSegmentExpiry(topicKey: string, partition: number, base: number, expiresAt: number | undefined) {
+    this.calls.push('log.setSegmentExpiry');
+    if (!this.list(topicKey, partition).some((s) => s.base === base)) return false;
+    const key = `${topicKey}#${partition}#${base}`;
+    if (expiresAt === undefined) this.expiries.delete(key);
+    else this.expiries.set(key, expiresAt);
+    return true;
   }
 }
 
@@ -653,4 +694,15 @@ export function memoryStores(options: { delayQueueMaxSeconds?: number } = {}): M
       },
     },
   };
+}
+
+/**
+ * What removes a topic's old segments on AWS, at `now`: the retention pass (it protects each partition's
+ * newest segment and deletes what TTL will not take), then DynamoDB TTL (instantly here; on AWS within
+ * days). Returns how many segments went.
+ */
+export async function retentionAt(stores: MemoryStores, topicName: string, now = Date.now()): Promise<number> {
+  const { trimTopic } = await import('../../functions/domain/log/retention.js');
+  const deleted = await trimTopic(stores, topicName, now);
+  return deleted + stores.log.sweepExpired(Math.floor(now / 1000));
 }

@@ -13,7 +13,6 @@
  * The timeout queue and the state machine record what they were asked; the caller answers from a script.
  */
 import { newSigningSecret } from '../../functions/domain/ids.js';
-import type { Segment } from '../../functions/domain/messages.js';
 import type { CheckBackTarget, CheckRecord, DecidedBy, Transaction } from '../../functions/domain/transactions/model.js';
 import {
   CommitCancelled,
@@ -98,15 +97,7 @@ export class MemoryTransactionStore implements TransactionStore {
     );
     if (decided || offsetTaken || idsTaken.length > 0) throw new CommitCancelled(offsetTaken, idsTaken, decided);
     for (const s of segments) {
-      const key = `${s.topicKey}#${s.segment.partition}`;
-      const stored: Segment = {
-        partition: s.segment.partition,
-        base: s.segment.base,
-        count: s.segment.records.length,
-        producedAt: s.segment.producedAt,
-        records: copy(s.segment.records),
-      };
-      this.stores.log.partitions.set(key, [...(this.stores.log.partitions.get(key) ?? []), stored].sort((a, b) => a.base - b.base));
+      this.stores.log.store(s.topicKey, s.segment);
       for (const e of s.ids) this.stores.dedup.ids.set(`${s.topicKey}#${e.id}`, { ...copy(e), exp: idExpiresAt });
     }
     this.items.set(id, { ...tx!, state: 'committed', messages: [], decidedBy: decision.decidedBy, decidedAt: decision.at, results: copy(decision.results) });

@@ -74,9 +74,11 @@ export async function offsetAtTime(stores: Stores, topic: Topic, partition: numb
       lo = mid + 1;
       continue;
     }
-    // All messages of a segment share its produce time, so the answer is always a segment boundary.
+    // All messages of a segment share its produce time, so the answer is always a segment boundary. A
+    // segment ending before `mid` means TTL took the ones after it first (it deletes in no order): the
+    // offsets up to `mid` are gone, and a read from any of them starts at the next segment still there.
     if (segment.producedAt >= time) hi = Math.max(lo, segment.base);
-    else lo = segment.base + segment.count;
+    else lo = Math.max(segment.base + segment.count, mid + 1);
   }
   return lo;
 }

@@ -163,7 +163,16 @@ class SegmentCache {
   }
 }
 
-const caches = new WeakMap<LogStore, SegmentCache>();
+let caches = new WeakMap<LogStore, SegmentCache>();
+
+/**
+ * Forgets every process-wide segment cache (tests: a new Lambda instance). A test that moves the TTL clock
+ * ahead deletes segments a real process could never still serve: TTL takes a segment a day after retention,
+ * the cache serves one only until 5 minutes before retention.
+ */
+export function forgetKnownSegments(): void {
+  caches = new WeakMap();
+}
 const keyOf = (topicKey: string, partition: number) => `${partition}/${topicKey}`;
 
 function cacheOf(log: LogStore): SegmentCache {
@@ -202,6 +211,7 @@ function withCache(log: LogStore, cache: SegmentCache, servable: (s: Segment) =>
     appendSegment: (...args) => log.appendSegment(...args),
     deleteSegments: (topicKey, partition, bases) => log.deleteSegments(topicKey, partition, bases),
     segmentKeysFrom: (topicKey, partition, fromBase, limit) => log.segmentKeysFrom(topicKey, partition, fromBase, limit),
+    setSegmentExpiry: (topicKey, partition, base, expiresAt) => log.setSegmentExpiry(topicKey, partition, base, expiresAt),
 
     async segmentAtOrBefore(topicKey, partition, offset) {
       const key = keyOf(topicKey, partition);

@@ -2,6 +2,7 @@ import { LIMITS } from '../limits.js';
 import { SluiceError } from '../errors.js';
 import { serverMessageId } from '../ids.js';
 import { IdsTaken, LandingsGone, OffsetTaken, topicKeyOf, type DedupEntry, type Stores, type Topic } from '../ports.js';
+import { segmentExpiry } from './expiry.js';
 import { groupLandings, landingCost, MAX_GROUP_BYTES_PER_TRANSACTION, type GroupLandingPlan, type Pending } from './landings.js';
 import { sleep } from '../time.js';
 
@@ -222,7 +223,8 @@ async function tryAppend(
   const grouped = groupLandings(remaining, partition, base, idExpiresAt);
   const landings = [...remaining.flatMap((p) => (p.landing ? [p.landing] : [])), ...grouped.changes];
   try {
-    await stores.log.appendSegment(topicKey, { partition, base, producedAt, records: remaining.map((p) => p.record) }, ids, idExpiresAt, landings);
+    const segment = { partition, base, producedAt, records: remaining.map((p) => p.record), expiresAt: segmentExpiry(producedAt, topic.retentionHours) };
+    await stores.log.appendSegment(topicKey, segment, ids, idExpiresAt, landings);
   } catch (error) {
     if (error instanceof LandingsGone) {
       // Cancelled (or landed by a duplicate delivery) meanwhile: those stay out, the rest go on. A group

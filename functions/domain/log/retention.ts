@@ -1,20 +1,28 @@
-import { topicKeyOf, type LogStore, type Stores, type Topic } from '../ports.js';
+import { LIMITS } from '../limits.js';
+import { topicKeyOf, type LogStore, type SegmentKey, type Stores, type Topic } from '../ports.js';
+import { SEGMENT_EXPIRY_GRACE_SECONDS, segmentExpiry, TAIL_PROTECTION_SECONDS } from './expiry.js';
 
 /**
- * Retention (docs/retention.md): deletes whole segments older than their topic's retention, oldest
- * first, never the newest segment of a partition (the next append learns its offset there, so offsets
- * never restart), and the whole log of a deleted ("buried") topic incarnation.
+ * Retention (docs/retention.md). Segments carry a TTL attribute (log/expiry.ts): DynamoDB TTL deletes
+ * them, free, a day or more after their retention. The pass does what TTL cannot be trusted with:
+ * - it keeps the newest segment of each partition: the next append learns its offset there, so offsets
+ *   never restart. Before TTL could take it, the pass removes its expiry;
+ * - it deletes (billed) the segments TTL will not take: written without expiry (before TTL was used, or a
+ *   protected newest segment that a newer one overtook) or with a longer one (the retention was
+ *   shortened), once they are past retention, oldest first; and moves expiry on when the retention was
+ *   lengthened;
+ * - it deletes the whole log of a deleted ("buried") topic incarnation.
  *
- * A pass probes each partition's oldest segment, pages through the expired ones by key (no records),
- * deletes them 25 to a BatchWriteItem call, works on several partitions at once, and starts no
- * trimming call after its deadline (only the resume point is written after it).
- * A pass that stops early records the topic it started last; the next pass starts with the topic after
- * it, so every topic gets its turn however far behind one of them is. Within a partition nothing needs
- * remembering: deleted segments are gone, and the next pass starts again at the partition's oldest one.
+ * A pass probes each partition's oldest segment and its newest, pages through keys only as far as there
+ * is work (never through what TTL will take), deletes 25 segments per BatchWriteItem call, works on
+ * several partitions at once, and starts no call after its deadline (only the resume point is written
+ * after it). A pass that stops early records the topic it started last; the next pass starts with the
+ * topic after it, so every topic gets its turn however far behind one of them is.
  *
  * Every write is idempotent, so a retry of a call whose reply was lost (by the SDK, or by the next pass
  * after the handler died) changes nothing: a delete of a deleted key succeeds and does nothing, and the
- * key cannot come back (a partition's offsets only grow, and an incarnation's key is never reused).
+ * key cannot come back (a partition's offsets only grow, and an incarnation's key is never reused); an
+ * expiry set or removed twice is the same item, and never creates one that is gone.
  */
 
 /** Keys listed per round in one partition; DynamoDB still pages them at 1 MB of whole items read. */
@@ -35,6 +43,10 @@ export interface PassOptions {
 
 export interface PassResult {
   readonly deleted: number;
+  /** Newest segments whose expiry the pass removed, so that TTL never deletes them. */
+  readonly protected: number;
+  /** Segments whose expiry moved on to a topic's longer retention. */
+  readonly extended: number;
   /** Every topic and grave was worked through to its end; false when the deadline or an error stopped the pass. */
   readonly complete: boolean;
   /** Topics and graves in this pass, and how many of them it started. */
@@ -51,60 +63,130 @@ interface Work {
 
 interface PartitionOutcome {
   readonly deleted: number;
+  readonly protected: number;
+  readonly extended: number;
   /** Reached the first segment to keep (or the end of the log) before the deadline. */
   readonly finished: boolean;
   /** Saw any segment at all. */
   readonly found: boolean;
 }
 
+/**
+ * What the pass does with a segment, oldest first: delete it (billed), move its expiry on (a longer
+ * retention), leave it to TTL and look further, or stop (it and everything newer are TTL's or still kept).
+ */
+type Action = 'delete' | 'extend' | 'skip' | 'stop';
+
 const compareKeys = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
- * Deletes the oldest segments of a partition while `doomed` says so, stopping at the first it refuses:
- * a partition's start offset is the base of its oldest segment, so trimming never leaves a hole.
- * Checks the deadline before every call.
+ * What retention does with a segment of a live topic kept `retentionHours`, `cutoff` being the oldest
+ * produce time still within retention:
+ * - no expiry (written before TTL was used, or a protected newest segment a newer one overtook), or a later
+ *   one than this retention gives (the retention was shortened): deleted once past retention, else stop;
+ * - an earlier expiry than this retention gives (the retention was lengthened): within retention, its
+ *   expiry moves on; past it, TTL takes it as written;
+ * - the expiry this retention gives: TTL takes it, and everything after it, in time: stop.
+ * Segments are in produce order, so where the pass stops the ones after need nothing sooner.
  */
-async function clearOldest(
+export function retentionAction(segment: SegmentKey, retentionHours: number, cutoff: number): Action {
+  const expected = segmentExpiry(segment.producedAt, retentionHours);
+  const past = segment.producedAt < cutoff;
+  if (segment.expiresAt === undefined || segment.expiresAt > expected) return past ? 'delete' : 'stop';
+  if (segment.expiresAt < expected) return past ? 'skip' : 'extend';
+  return 'stop';
+}
+
+/**
+ * Works through a partition's segments oldest first, from `from`, doing what `actionOf` says until it says
+ * stop (or the partition ends). Checks the deadline before every call. Deletes leave no hole a reader
+ * could mistake: readers confirm a gap with a strongly consistent read and skip it (log/logReader.ts).
+ */
+async function walkOldest(
   log: LogStore,
   key: string,
   partition: number,
   from: number,
-  doomed: (segment: { base: number; producedAt: number }) => boolean,
+  actionOf: (segment: SegmentKey) => Action,
+  extendTo: (segment: SegmentKey) => number,
   late: () => boolean,
 ): Promise<PartitionOutcome> {
   let deleted = 0;
+  let extended = 0;
   let found = false;
+  const outcome = (finished: boolean) => ({ deleted, extended, protected: 0, finished, found });
   for (;;) {
-    if (late()) return { deleted, finished: false, found };
+    if (late()) return outcome(false);
     const page = await log.segmentKeysFrom(key, partition, from, KEY_PAGE);
     found ||= page.length > 0;
-    let expired = page.findIndex((s) => !doomed(s));
-    if (expired < 0) expired = page.length;
-    for (let i = 0; i < expired; i += DELETE_BATCH) {
-      if (late()) return { deleted, finished: false, found };
-      const bases = page.slice(i, Math.min(expired, i + DELETE_BATCH)).map((s) => s.base);
+    const actions = page.map(actionOf);
+    const stop = actions.indexOf('stop');
+    const worked = stop < 0 ? page : page.slice(0, stop);
+    const doomed = worked.filter((_, i) => actions[i] === 'delete').map((s) => s.base);
+    for (let i = 0; i < doomed.length; i += DELETE_BATCH) {
+      if (late()) return outcome(false);
+      const bases = doomed.slice(i, i + DELETE_BATCH);
       await log.deleteSegments(key, partition, bases);
       deleted += bases.length;
     }
-    if (expired < page.length || page.length < KEY_PAGE) return { deleted, finished: true, found };
+    for (const [i, segment] of worked.entries()) {
+      if (actions[i] !== 'extend') continue;
+      if (late()) return outcome(false);
+      // False when TTL deleted it meanwhile: nothing to move on then.
+      if (await log.setSegmentExpiry(key, partition, segment.base, extendTo(segment))) extended++;
+    }
+    if (stop >= 0 || page.length < KEY_PAGE) return outcome(true);
     from = page[page.length - 1]!.base + 1;
   }
 }
 
+/**
+ * A partition whose oldest segment is within retention, carries this retention's expiry and is younger
+ * than this needs nothing: no segment of it can be within TAIL_PROTECTION_SECONDS of expiring (every
+ * segment expires at least the shortest retention and the grace after it was produced, and none is older).
+ */
+const untouchable = (oldest: SegmentKey, action: Action, nowSeconds: number) =>
+  action === 'stop' &&
+  oldest.expiresAt !== undefined &&
+  Math.floor(oldest.producedAt / 1000) + LIMITS.minRetentionHours * 3600 + SEGMENT_EXPIRY_GRACE_SECONDS >= nowSeconds + TAIL_PROTECTION_SECONDS;
+
 async function trimPartition(stores: Stores, work: Work, partition: number, now: number, late: () => boolean): Promise<PartitionOutcome> {
   const key = topicKeyOf(work.topic);
-  if (work.buried) return clearOldest(stores.log, key, partition, 0, () => true, late);
-  const unfinished = { deleted: 0, finished: false, found: false };
-  if (late()) return unfinished;
-  // A partition with nothing to trim (most of them, most of the time) costs one Query reading one item.
-  const cutoff = now - work.topic.retentionHours * 3600 * 1000;
-  const [oldest] = await stores.log.segmentKeysFrom(key, partition, 0, 1);
-  if (!oldest || oldest.producedAt >= cutoff) return { deleted: 0, finished: true, found: oldest !== undefined };
-  if (late()) return unfinished;
+  const log = stores.log;
+  if (work.buried) return walkOldest(log, key, partition, 0, () => 'delete', () => 0, late);
+  const nothing = (finished: boolean, found: boolean) => ({ deleted: 0, protected: 0, extended: 0, finished, found });
+  if (late()) return nothing(false, false);
+  const { retentionHours } = work.topic;
+  const cutoff = now - retentionHours * 3600 * 1000;
+  const nowSeconds = Math.floor(now / 1000);
+  // Most partitions, most of the time, cost one Query reading one item here, and one more for the tail.
+  const [oldest] = await log.segmentKeysFrom(key, partition, 0, 1);
+  if (!oldest) return nothing(true, false);
+  if (untouchable(oldest, retentionAction(oldest, retentionHours, cutoff), nowSeconds)) return nothing(true, true);
+  if (late()) return nothing(false, true);
   // Strongly consistent: everything below the newest segment's base is surely not the newest.
-  const tail = await stores.log.tail(key, partition);
-  if (!tail) return { deleted: 0, finished: true, found: false };
-  return clearOldest(stores.log, key, partition, oldest.base, (s) => s.base < tail.base && s.producedAt < cutoff, late);
+  const tail = await log.tail(key, partition);
+  if (!tail) return nothing(true, false);
+  let protectedTails = 0;
+  if (tail.expiresAt !== undefined && tail.expiresAt < nowSeconds + TAIL_PROTECTION_SECONDS) {
+    // The next append learns its offset from the newest segment: TTL must never take it. Once a newer
+    // segment exists, this one has no expiry and is deleted by a pass when past retention ('delete').
+    if (late()) return nothing(false, true);
+    if (await log.setSegmentExpiry(key, partition, tail.base, undefined)) protectedTails++;
+  }
+  const actionOf = (s: SegmentKey): Action => (s.base >= tail.base ? 'stop' : retentionAction(s, retentionHours, cutoff));
+  // The steady state: the oldest segment is TTL's (or still kept), and so is everything after it.
+  if (actionOf(oldest) === 'stop') return { ...nothing(true, true), protected: protectedTails };
+  const walked = await walkOldest(
+    log,
+    key,
+    partition,
+    oldest.base,
+    actionOf,
+    (s) => segmentExpiry(s.producedAt, retentionHours),
+    late,
+  );
+  return { ...walked, protected: protectedTails };
 }
 
 /**
@@ -139,6 +221,8 @@ async function runPass(
   let next = 0;
   let lastStarted = -1;
   let deleted = 0;
+  let protectedTails = 0;
+  let extended = 0;
   let forgotten = 0;
 
   const worker = async () => {
@@ -150,6 +234,8 @@ async function runPass(
       try {
         const out = await trimPartition(stores, work, partition, now, late);
         deleted += out.deleted;
+        protectedTails += out.protected;
+        extended += out.extended;
         s.found ||= out.found;
         if (!out.finished) s.finished = false;
         if (--s.left === 0 && work.buried && s.finished && !s.found && (await forgetIfEmpty(stores, work.topic))) forgotten++;
@@ -162,7 +248,7 @@ async function runPass(
   await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? RETENTION_CONCURRENCY) }, worker));
 
   const complete = next === units.length && errors.length === 0 && state.every((s) => s.finished);
-  const result = { deleted, complete, topics: works.length, started: lastStarted + 1, forgotten };
+  const result = { deleted, protected: protectedTails, extended, complete, topics: works.length, started: lastStarted + 1, forgotten };
   try {
     await settle(result, lastStarted >= 0 ? works[lastStarted] : undefined);
   } catch (error) {

@@ -1,3 +1,4 @@
+import { segmentExpiry } from '../log/expiry.js';
 import { LIMITS } from '../limits.js';
 import { SluiceError } from '../errors.js';
 import { serverMessageId } from '../ids.js';
@@ -135,7 +136,7 @@ async function appendFresh(
   partitions.forEach((partition, i) => {
     let base = bases[i]!;
     for (const chunk of chunkForSegments(byPartition.get(partition)!)) {
-      segments.push({ partition, base, producedAt, records: chunk.map((p) => p.record) });
+      segments.push({ partition, base, producedAt, records: chunk.map((p) => p.record), expiresAt: segmentExpiry(producedAt, topic.retentionHours) });
       chunk.forEach((p, k) => positionOf.set(p.index, [partition, base + k]));
       base += chunk.length;
     }

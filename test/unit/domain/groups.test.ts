@@ -1,3 +1,5 @@
+import { topicKeyOf } from '../../../functions/domain/ports.js';
+import { retentionAt } from '../../memory/stores.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   describeGroup,
@@ -137,13 +139,32 @@ describe('positions', () => {
   it('offsetAtTime skips over what retention removed', async () => {
     const w = await world({ group: null, retentionHours: 1 });
     await w.produce(bodies(2));
-    clock.advance(2 * 3600_000);
+    clock.advance(26 * 3600_000);
     await w.produce(bodies(2));
     await w.produce(bodies(2));
-    const { trimTopic } = await import('../../../functions/domain/log/retention.js');
-    await trimTopic(w.stores, w.name);
+    await retentionAt(w.stores, w.name);
     expect(await offsetAtTime(w.stores, w.topic, 0, T0)).toBe(2);
     expect(await offsetAtTime(w.stores, w.topic, 0, Date.now() + 1)).toBe(6);
+  });
+
+  it('offsetAtTime finds the first message at or after a time across holes TTL left anywhere', async () => {
+    const w = await world({ group: null, retentionHours: 1 });
+    const key = topicKeyOf(w.topic);
+    // Twelve one-message segments an hour apart; TTL deletes expired items in no particular order.
+    const holes = [[], [2, 3, 4], [1, 3, 5, 7, 9], [5, 6, 7, 8, 9], [10], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]];
+    for (const gone of holes) {
+      const kept = [...Array(12).keys()].filter((b) => !gone.includes(b));
+      w.stores.log.partitions.delete(`${key}#0`);
+      for (const base of kept) w.stores.log.store(key, { partition: 0, base, producedAt: T0 + base * 3600_000, records: [{ b: base }] });
+      for (let hour = -1; hour <= 12; hour++) {
+        const time = T0 + hour * 3600_000 - 1;
+        const found = await offsetAtTime(w.stores, w.topic, 0, time);
+        // Nothing older than `time` at or after the answer, and nothing still there skipped before it.
+        const firstKept = kept.find((b) => T0 + b * 3600_000 >= time) ?? 12;
+        expect({ gone, hour, found: kept.find((b) => b >= found) ?? 12 }).toEqual({ gone, hour, found: firstKept });
+        expect(found).toBeLessThanOrEqual(firstKept);
+      }
+    }
   });
 
   it('an explicit offset must lie within the partition', async () => {

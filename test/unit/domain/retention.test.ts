@@ -86,12 +86,12 @@ describe('retention', () => {
     await stores.catalog.buryTopic(dead);
     await stores.catalog.deleteTopic(dead.name);
     const first = await trimAllTopics(stores, T0 + 2 * HOUR);
-    expect(first).toEqual({ deleted: 3, complete: true, topics: 2, started: 2, forgotten: 0 });
+    expect(first).toEqual({ deleted: 3, complete: true, topics: 2, started: 2, forgotten: 0, protected: 0, extended: 0 });
     expect(bases(stores, live)).toEqual([1]);
     expect(bases(stores, dead)).toEqual([]);
     expect(bases(stores, dead, 1)).toEqual([]);
     const second = await trimAllTopics(stores, T0 + 2 * HOUR);
-    expect(second).toEqual({ deleted: 0, complete: true, topics: 2, started: 2, forgotten: 1 });
+    expect(second).toEqual({ deleted: 0, complete: true, topics: 2, started: 2, forgotten: 1, protected: 0, extended: 0 });
     expect(await stores.catalog.listBuriedTopics()).toEqual([]);
     expect(stores.catalog.retentionCursor).toBeUndefined();
   });
@@ -204,7 +204,7 @@ describe('retention: where a deadline stops a pass', () => {
       // Late from the (i + 1)th check on: the clock reaches the deadline exactly.
       const clock = () => (++ticks > i ? 5 : 0);
       const result = await trimAllTopics(stores, T0 + 2 * HOUR, { deadline: 5, clock, concurrency: 1 });
-      expect({ k: i + 1, ...result }).toEqual({ k: i + 1, ...outcome, topics: 1, forgotten: 0 });
+      expect({ k: i + 1, ...result }).toEqual({ k: i + 1, ...outcome, topics: 1, forgotten: 0, protected: 0, extended: 0 });
       expect(bases(stores, topic)).toHaveLength(61 - outcome.deleted);
     }
   });

@@ -7,13 +7,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { startMetering } from '../functions/adapters/metering.js';
 import { dynamoStores } from '../functions/adapters/stores.js';
 import { loadConfig } from '../functions/config.js';
 import { topicKeyOf, type Topic } from '../functions/domain/ports.js';
 import { trimAllTopics } from '../functions/domain/log/retention.js';
+import { segmentExpiry } from '../functions/domain/log/expiry.js';
 import { ensureEmulatorInstalled, freePort, startEmulator } from '../local/emulator.js';
-import { useLocalAws } from '../local/environment.js';
+import { useLocalAws, useLocalQueues } from '../local/environment.js';
+import { createQueues } from '../local/queues.js';
 import { createTables } from '../local/tables.js';
 
 const HOUR = 3600_000;
@@ -32,6 +35,8 @@ useLocalAws(emulator.endpoint, prefix);
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
 try {
   await createTables(new DynamoDBClient({}), prefix);
+  // The configuration names every queue (functions/config.ts); the pass uses none of them.
+  useLocalQueues(await createQueues(new SQSClient({}), prefix));
   const stores = dynamoStores(loadConfig());
   for (const c of cases) {
     for (const concurrency of [1, 4]) {
@@ -95,6 +100,39 @@ try {
         `${ms} ms = ${(ms / partitions).toFixed(2)} ms per partition; deleted ${result.deleted}; calls: ` +
         Object.entries(meter.byCommand).map(([name, m]) => `${name.replace(/Command$/, '')} ${m.calls}`).join(', ') +
         `; RRU ${meter.readUnits}`,
+    );
+  }
+
+  // With TTL (docs/retention.md, "TTL"): partitions whose old segments carry exp (TTL's work) and whose newest
+  // is fresh (steady state: two reads per partition, no writes), then the same partitions idle for long (the
+  // newest near its expiry: one protection update each, once).
+  const ttlTopics = Math.round(100 * scale);
+  const old = Date.now() - 80 * HOUR;
+  for (let t = 0; t < ttlTopics; t++) {
+    const topic: Topic = { name: `ttl-${t}`, partitions: 4, retentionHours: 72, createdAt: old, epoch: 'e' };
+    await stores.catalog.createTopic(topic);
+    await Promise.all(
+      [0, 1, 2, 3].map(async (p) => {
+        for (const [base, producedAt] of [[0, old], [1, old + 1], [2, Date.now()]] as const) {
+          const segment = { partition: p, base, producedAt, records: [{ b: 'x'.repeat(20_000) }], expiresAt: segmentExpiry(producedAt, 72) };
+          await stores.log.appendSegment(topicKeyOf(topic), segment, [], 0);
+        }
+      }),
+    );
+  }
+  for (const [label, at] of [
+    ['steady state (old segments TTL\'s, newest fresh)', Date.now()],
+    ['idle for 4 days (the newest near its expiry)', Date.now() + 4 * 24 * HOUR],
+    ['idle for 4 days, the next pass', Date.now() + 4 * 24 * HOUR],
+  ] as const) {
+    const meter = startMetering();
+    const started = Date.now();
+    const result = await trimAllTopics(stores, at, { concurrency: 8 });
+    const ms = Date.now() - started;
+    console.log(
+      `TTL, ${label}: ${result.topics} topics, ${ms} ms; deleted ${result.deleted}, protected ${result.protected}; calls: ` +
+        Object.entries(meter.byCommand).map(([name, m]) => `${name.replace(/Command$/, '')} ${m.calls}`).join(', ') +
+        `; RRU ${meter.readUnits}, WRU ${meter.writeUnits}`,
     );
   }
 } finally {

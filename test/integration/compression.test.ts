@@ -1,6 +1,6 @@
 /**
  * Segment compression (functions/adapters/segmentCodec.ts): compressible segments are stored as brotli
- * (`z`), small or incompressible ones as JSON (`m`), segments written before compression stay readable,
+ * (`z`), string bodies side by side (`c`) when that is cheaper, small or incompressible ones as JSON (`m`), segments written before compression stay readable,
  * and a compressed append losing its reply is still recognised as its own.
  */
 import { randomBytes } from 'node:crypto';
@@ -118,6 +118,27 @@ describe('segment compression', () => {
     expect(pulled.slice(0, 2).map((m) => m.body)).toEqual([{ old: 1 }, { old: 2 }]);
     expect(pulled).toHaveLength(52);
     expect((await api('GET', `/v1/topics/${t.topic}/messages/${serverMessageId(producedAt, 0, 1)}`)).body).toMatchObject({ body: { old: 2 }, key: 'k' });
+  });
+
+  it('string bodies of random hex take the columnar layout (c): 10 KB for 100, read back exactly; a lost reply still sets one offset', async () => {
+    const t = await topicWithGroup(api, { partitions: 1, group: {} });
+    const messages = Array.from({ length: 100 }, (_, i) => ({ body: randomBytes(100).toString('hex'), ...(i % 25 === 0 ? { headers: { n: `${i}` }, tags: ['t'] } : {}) }));
+    injectFault({ command: 'PutItem', when: 'lostReply' });
+    const results = await produce(api, t.topic, messages);
+    expect(faultFired()).toBe(true);
+    const item = await storedSegment(await topicKey(t.topic), 0, 0);
+    expect(item!.c).toBeInstanceOf(Uint8Array);
+    expect(item!.z).toBeUndefined();
+    expect((item!.c as Uint8Array).length).toBeLessThan(10 * 1024);
+    const byOffset = new Map(results.map((r, i) => [r.offset, messages[i]!]));
+    expect(byOffset.size).toBe(100);
+    const pulled = await pullAll(api, t.groupPath);
+    expect(pulled).toHaveLength(100);
+    for (const m of pulled) {
+      const sent = byOffset.get(m.offset)!;
+      expect(m).toMatchObject({ body: sent.body, tags: sent.tags ?? [], headers: sent.headers ?? {} });
+    }
+    expect((await api('GET', `/v1/topics/${t.topic}/messages/${results[7]!.id}`)).body.body).toBe(messages[7]!.body);
   });
 
   it('a compressed append whose reply is lost is recognised as its own on the retry: one offset set', async () => {

@@ -13,9 +13,10 @@ import type { LogStore } from '../ports.js';
  * Strongly consistent segmentsFrom reads (a reader confirming a hole that retention made) always go to the store.
  *
  * Retention is what could make a known segment wrong (gone from the store). A known segment is served only
- * while it is younger than the topic's retention by RETENTION_MARGIN_MS: a retention pass deletes only
- * segments older than the retention by its own clock, so none of those served can be gone, whichever process
- * ran the pass (clocks agreeing within the margin). A pass in this process also drops what it deletes here.
+ * while it is younger than the topic's retention by RETENTION_MARGIN_MS: the retention pass deletes only
+ * segments older than the retention by its own clock, and DynamoDB TTL only segments older than the retention
+ * and a day (log/expiry.ts), so none of those served can be gone, whichever process deleted them (clocks
+ * agreeing within the margin). Deletes through a cached view are dropped from it too.
  *
  * Read-ahead: a Query is billed on the summed size of its items, rounded up to 4 KB (eventually consistent: ½
  * RRU per 4 KB), so when a partition's segments are small a read asks for as many as fit in one read unit
@@ -178,19 +179,8 @@ const keyOf = (topicKey: string, partition: number) => `${partition}/${topicKey}
 function cacheOf(log: LogStore): SegmentCache {
   let cache = caches.get(log);
   if (!cache) {
-    const created = new SegmentCache();
-    cache = created;
-    caches.set(log, created);
-    // What this process's retention pass deletes is dropped here too, before and after the delete.
-    const deleteSegments = log.deleteSegments.bind(log);
-    log.deleteSegments = async (topicKey, partition, bases) => {
-      created.drop(keyOf(topicKey, partition), bases);
-      try {
-        await deleteSegments(topicKey, partition, bases);
-      } finally {
-        created.drop(keyOf(topicKey, partition), bases);
-      }
-    };
+    cache = new SegmentCache();
+    caches.set(log, cache);
   }
   return cache;
 }
@@ -209,7 +199,15 @@ function withCache(log: LogStore, cache: SegmentCache, servable: (s: Segment) =>
     tail: (topicKey, partition) => log.tail(topicKey, partition),
     head: (topicKey, partition) => log.head(topicKey, partition),
     appendSegment: (...args) => log.appendSegment(...args),
-    deleteSegments: (topicKey, partition, bases) => log.deleteSegments(topicKey, partition, bases),
+    // Deletes through this view are dropped here, before and after (a read in between may have learned them again).
+    async deleteSegments(topicKey, partition, bases) {
+      cache.drop(keyOf(topicKey, partition), bases);
+      try {
+        await log.deleteSegments(topicKey, partition, bases);
+      } finally {
+        cache.drop(keyOf(topicKey, partition), bases);
+      }
+    },
     segmentKeysFrom: (topicKey, partition, fromBase, limit) => log.segmentKeysFrom(topicKey, partition, fromBase, limit),
     setSegmentExpiry: (topicKey, partition, base, expiresAt) => log.setSegmentExpiry(topicKey, partition, base, expiresAt),
 

@@ -141,13 +141,13 @@ async function walkOldest(
 }
 
 /**
- * A partition whose oldest segment is within retention, carries this retention's expiry and is younger
- * than this needs nothing: no segment of it can be within TAIL_PROTECTION_SECONDS of expiring (every
- * segment expires at least the shortest retention and the grace after it was produced, and none is older).
+ * A partition whose oldest segment needs nothing ('stop') and is younger than this needs nothing at all: no
+ * segment of it can be within TAIL_PROTECTION_SECONDS of expiring (a segment with an expiry expires at least
+ * the shortest retention and the grace after it was produced, none is older than the oldest, and one without
+ * an expiry never does).
  */
 const untouchable = (oldest: SegmentKey, action: Action, nowSeconds: number) =>
   action === 'stop' &&
-  oldest.expiresAt !== undefined &&
   Math.floor(oldest.producedAt / 1000) + LIMITS.minRetentionHours * 3600 + SEGMENT_EXPIRY_GRACE_SECONDS >= nowSeconds + TAIL_PROTECTION_SECONDS;
 
 async function trimPartition(stores: Stores, work: Work, partition: number, now: number, late: () => boolean): Promise<PartitionOutcome> {

@@ -161,7 +161,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       everyInterval(RETENTION_FUNCTION.handler, RETENTION_INTERVAL_MS, async () => (await import('../functions/handlers/trimRetention.js')).handler),
     );
     log(`[sluice] Retention pass → ${RETENTION_FUNCTION.handler}, every ${RETENTION_INTERVAL_MS / 1000} s, timeout ${functionTimeoutMs(RETENTION_FUNCTION.handler) / 1000} s`);
-    services.push(startTtlSweeper(prefix, TTL_SWEEP_INTERVAL_MS));
+    services.push(startTtlSweeper(TTL_SWEEP_INTERVAL_MS));
     log(`[sluice] DynamoDB TTL (the emulator has none): expired items of the TTL tables are deleted every ${TTL_SWEEP_INTERVAL_MS / 1000} s (local/ttlSweeper.ts)`);
     return {
       apiUrl: api.url,

@@ -2,7 +2,6 @@ import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client
 import { DeleteCommand, DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { TABLES, type TableSpec } from '../lib/tables.js';
 import type { LocalService } from './periodic.js';
-import { localTableName } from './tables.js';
 
 /**
  * DynamoDB TTL for the emulator: moto stores a table's TTL setting but never deletes expired items. Sluice's
@@ -28,14 +27,18 @@ export interface SweepOptions {
   readonly partitionKeyPrefix?: string;
 }
 
-/** Deletes every expired item of the TTL tables of the deployment `prefix`; returns how many, by table id. */
-export async function sweepExpiredItems(client: DynamoDBClient, prefix: string, options: SweepOptions = {}): Promise<Record<string, number>> {
+/**
+ * Deletes every expired item of the TTL tables the configuration names (each table's `envVar`, as the
+ * handlers read it: local/environment.ts sets them); returns how many, by table id.
+ */
+export async function sweepExpiredItems(client: DynamoDBClient, options: SweepOptions = {}): Promise<Record<string, number>> {
   const documents = DynamoDBDocumentClient.from(client);
   const now = options.nowSeconds ?? Math.floor(Date.now() / 1000);
   const swept: Record<string, number> = {};
   for (const spec of TABLES as readonly TableSpec[]) {
     if (!spec.ttlAttribute || (options.tables && !options.tables.includes(spec.id))) continue;
-    const table = localTableName(prefix, spec);
+    const table = process.env[spec.envVar];
+    if (!table) throw new Error(`${spec.envVar} is not set: no ${spec.id} table to sweep`);
     const keyNames = [spec.partitionKey.name, ...(spec.sortKey ? [spec.sortKey.name] : [])];
     const names = Object.fromEntries([...keyNames, spec.ttlAttribute].map((name, i) => [`#a${i}`, name]));
     const ttl = `#a${keyNames.length}`;
@@ -77,12 +80,12 @@ export async function sweepExpiredItems(client: DynamoDBClient, prefix: string, 
 }
 
 /** The sweep as a service of the local runtime: one round every `intervalMs`, never two at once. */
-export function startTtlSweeper(prefix: string, intervalMs: number, log: (line: string) => void = (line) => console.error(line)): LocalService {
+export function startTtlSweeper(intervalMs: number, log: (line: string) => void = (line) => console.error(line)): LocalService {
   const client = new DynamoDBClient({});
   let running: Promise<void> | undefined;
   const timer = setInterval(() => {
     if (running) return;
-    running = sweepExpiredItems(client, prefix)
+    running = sweepExpiredItems(client)
       .then(() => undefined)
       .catch((error: unknown) => log(`[sluice] TTL sweep failed: ${error instanceof Error ? error.message : String(error)}`))
       .finally(() => {

@@ -88,7 +88,7 @@ describe('retention', () => {
     const later = Date.now() + 100 * HOUR;
     expect(await trimTopic(stores(), topic, later)).toBe(0);
     // (The log's TTL only: the group's own items live on this test's real clock.)
-    expect(await sweepExpiredItems(new DynamoDBClient({}), prefix(), { nowSeconds: Math.floor(later / 1000), tables: ['Log'] })).toEqual({ Log: 3 });
+    expect(await sweepExpiredItems(new DynamoDBClient({}), { nowSeconds: Math.floor(later / 1000), tables: ['Log'] })).toEqual({ Log: 3 });
     const info = (await api('GET', base)).body.partitionsInfo[0];
     expect(info).toEqual({ partition: 0, startOffset: 3, endOffset: 4 });
     // A process 100 hours on no longer has m0 in its segment cache (it serves segments younger than retention only).
@@ -277,7 +277,7 @@ describe('retention with TTL (local/ttlSweeper.ts stands in for DynamoDB TTL, wh
     observeDynamoCalls(undefined);
   });
   /** What DynamoDB TTL does by `at` (epoch ms), on the log only: every expired segment goes. */
-  const ttlAt = (at: number) => sweepExpiredItems(new DynamoDBClient({}), prefix(), { nowSeconds: Math.floor(at / 1000), tables: ['Log'] });
+  const ttlAt = (at: number) => sweepExpiredItems(new DynamoDBClient({}), { nowSeconds: Math.floor(at / 1000), tables: ['Log'] });
   const SECOND = 1000;
 
   /** A topic (72 h) with a group and `segments` produced one-message segments; its key and its newest segment's expiry. */

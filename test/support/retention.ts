@@ -11,15 +11,11 @@ import { sweepExpiredItems } from '../../local/ttlSweeper.js';
  * log only (local/ttlSweeper.ts; other test files' topics share the tables). Returns how many segments went.
  */
 export async function retentionFor(topicName: string, at: number): Promise<number> {
-  const config = loadConfig();
-  const stores = dynamoStores(config);
+  const stores = dynamoStores(loadConfig());
   const topic = await stores.catalog.getTopic(topicName);
   if (!topic) throw new Error(`no topic ${topicName}`);
   const deleted = await trimTopic(stores, topicName, at);
-  // Local table names are "<prefix>-<id>" (local/tables.ts).
-  if (!config.tables.log.endsWith('-Log')) throw new Error(`not a local log table: ${config.tables.log}`);
-  const prefix = config.tables.log.slice(0, -'-Log'.length);
-  const swept = await sweepExpiredItems(new DynamoDBClient({}), prefix, {
+  const swept = await sweepExpiredItems(new DynamoDBClient({}), {
     nowSeconds: Math.floor(at / 1000),
     tables: ['Log'],
     partitionKeyPrefix: `${topicKeyOf(topic)}#`,

@@ -2,7 +2,7 @@ import { LIMITS } from '../limits.js';
 import { SluiceError } from '../errors.js';
 import { serverMessageId } from '../ids.js';
 import { IdsTaken, LandingsGone, OffsetTaken, topicKeyOf, type DedupEntry, type Stores, type Topic } from '../ports.js';
-import { segmentExpiry } from './expiry.js';
+import { rememberedUntil, segmentExpiry } from './expiry.js';
 import { groupLandings, landingCost, MAX_GROUP_BYTES_PER_TRANSACTION, type GroupLandingPlan, type Pending } from './landings.js';
 import { sleep } from '../time.js';
 
@@ -219,7 +219,7 @@ async function tryAppend(
     // Members of delayed groups are found by id through their group's lookup record instead.
     if (p.record.i !== undefined && !p.member) ids.push({ id: p.record.i, partition, offset: base + i });
   });
-  const idExpiresAt = Math.floor(producedAt / 1000) + Math.max(LIMITS.dedupWindowSeconds, topic.retentionHours * 3600);
+  const idExpiresAt = rememberedUntil(producedAt, topic.retentionHours);
   const grouped = groupLandings(remaining, partition, base, idExpiresAt);
   const landings = [...remaining.flatMap((p) => (p.landing ? [p.landing] : [])), ...grouped.changes];
   try {

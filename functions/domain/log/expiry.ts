@@ -1,3 +1,5 @@
+import { LIMITS } from '../limits.js';
+
 /**
  * When DynamoDB TTL may delete a segment (docs/retention.md, "TTL"). TTL deletes are free; the retention
  * pass's deletes are billed by item size, as much as writing the segment cost. So every segment is written
@@ -23,3 +25,10 @@ export const TAIL_PROTECTION_SECONDS = 12 * 3600;
 /** The `exp` (epoch seconds) of a segment produced at `producedAt` (epoch ms) into a topic kept `retentionHours`. */
 export const segmentExpiry = (producedAt: number, retentionHours: number): number =>
   Math.ceil(producedAt / 1000) + retentionHours * 3600 + SEGMENT_EXPIRY_GRACE_SECONDS;
+
+/**
+ * The `exp` (epoch seconds) of what remembers where messages produced at `producedAt` went — producer ids,
+ * delayed groups' lookup records, producer sessions: the dedup window (24 h), or the retention if longer.
+ */
+export const rememberedUntil = (producedAt: number, retentionHours: number): number =>
+  Math.floor(producedAt / 1000) + Math.max(LIMITS.dedupWindowSeconds, retentionHours * 3600);

@@ -1,4 +1,4 @@
-import { segmentExpiry } from '../log/expiry.js';
+import { rememberedUntil, segmentExpiry } from '../log/expiry.js';
 import { LIMITS } from '../limits.js';
 import { SluiceError } from '../errors.js';
 import { serverMessageId } from '../ids.js';
@@ -149,7 +149,7 @@ async function appendFresh(
       session: producer.session,
       segments,
       record: { first: producer.sequence + known, count: fresh.length, producedAt, runs: runsOf(positions) },
-      expiresAt: Math.floor(producedAt / 1000) + Math.max(LIMITS.dedupWindowSeconds, topic.retentionHours * 3600),
+      expiresAt: rememberedUntil(producedAt, topic.retentionHours),
     });
   } catch (error) {
     if (!(error instanceof SessionAppendCancelled)) throw error;

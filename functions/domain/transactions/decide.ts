@@ -1,8 +1,7 @@
 import { SluiceError } from '../errors.js';
-import { LIMITS } from '../limits.js';
 import { serverMessageId } from '../ids.js';
 import { topicKeyOf, topicNameOf, type DedupEntry, type Stores } from '../ports.js';
-import { segmentExpiry } from '../log/expiry.js';
+import { rememberedUntil, segmentExpiry } from '../log/expiry.js';
 import { sleep } from '../time.js';
 import type { CommitResult, DecidedBy, Transaction } from './model.js';
 import { CommitCancelled, type CommitDecision, type CommitSegment, type TransactionStore } from './ports.js';
@@ -42,13 +41,13 @@ export async function commitTransaction(
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     if (tx.state === 'committed') return tx;
     if (tx.state === 'rolledBack') throw conflict(id, tx.state);
-    const { gone, idWindowSeconds, retentionHours } = await topicsNow(stores, tx);
+    const { gone, retentionHours } = await topicsNow(stores, tx);
     if (gone) {
       const state = await transactions.rollback(id, 'topicDeleted', Date.now());
       if (state === 'committed') return requireTransaction(transactions, id);
       throw new SluiceError('Conflict', `Topic '${gone}' was deleted after transaction '${id}' was prepared: the transaction is rolled back.`);
     }
-    const attemptResult = await tryCommit(stores, transactions, tx, decidedBy, duplicates, idWindowSeconds, retentionHours);
+    const attemptResult = await tryCommit(stores, transactions, tx, decidedBy, duplicates, retentionHours);
     if (typeof attemptResult === 'object') {
       // What the commit wrote, without reading it back (the stored item drops the prepared messages too).
       return { ...tx, state: 'committed', messages: [], decidedBy, decidedAt: attemptResult.at, results: attemptResult.results };
@@ -66,20 +65,17 @@ export async function commitTransaction(
 
 /**
  * The name of a topic of the transaction that no longer exists in the incarnation it was prepared for; else
- * each topic's retention now (its segments' expiry) and how long the commit's producer ids are remembered:
- * as produce does, the dedup window or the longest retention of the transaction's topics, if longer.
+ * each topic's retention now (its segments' expiry, and how long the commit's producer ids are remembered).
  */
-async function topicsNow(stores: Stores, tx: Transaction): Promise<{ gone?: string; idWindowSeconds: number; retentionHours: Map<string, number> }> {
-  let idWindowSeconds = LIMITS.dedupWindowSeconds;
+async function topicsNow(stores: Stores, tx: Transaction): Promise<{ gone?: string; retentionHours: Map<string, number> }> {
   const retentionHours = new Map<string, number>();
   for (const topicKey of new Set(tx.messages.map((m) => m.topicKey))) {
     const name = topicNameOf(topicKey);
     const topic = await stores.catalog.getTopic(name);
-    if (!topic || topic.deletingSince !== undefined || topicKeyOf(topic) !== topicKey) return { gone: name, idWindowSeconds, retentionHours };
-    idWindowSeconds = Math.max(idWindowSeconds, topic.retentionHours * 3600);
+    if (!topic || topic.deletingSince !== undefined || topicKeyOf(topic) !== topicKey) return { gone: name, retentionHours };
     retentionHours.set(topicKey, topic.retentionHours);
   }
-  return { idWindowSeconds, retentionHours };
+  return { retentionHours };
 }
 
 async function tryCommit(
@@ -88,7 +84,6 @@ async function tryCommit(
   tx: Transaction,
   decidedBy: DecidedBy,
   duplicates: Map<number, CommitResult>,
-  idWindowSeconds: number,
   retentionHours: ReadonlyMap<string, number>,
 ): Promise<CommitDecision | 'decided' | 'raced'> {
   const plan = segmentPlan(tx.messages, new Set(duplicates.keys()));
@@ -117,7 +112,8 @@ async function tryCommit(
     const expiresAt = segmentExpiry(producedAt, retentionHours.get(s.topicKey)!);
     return { topicKey: s.topicKey, segment: { partition: s.partition, base, producedAt, records: s.indexes.map((i) => tx.messages[i]!.record), expiresAt }, ids };
   });
-  const idExpiresAt = Math.floor(producedAt / 1000) + idWindowSeconds;
+  // As produce does: the dedup window, or the longest retention of the transaction's topics if longer.
+  const idExpiresAt = rememberedUntil(producedAt, Math.max(...retentionHours.values()));
   try {
     const decision: CommitDecision = { decidedBy, at: producedAt, results: results.map((r) => r!) };
     await transactions.commit(tx.id, segments, idExpiresAt, decision);

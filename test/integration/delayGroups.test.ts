@@ -317,12 +317,22 @@ describe('grouped delayed messages', () => {
         // The landing: reads, and two segment transactions (the second group split over both).
         expect(commands.filter((c) => c === 'TransactWriteItemsCommand')).toHaveLength(2);
         for (let nth = 1; nth <= commands.length; nth++) {
-          const { topic, ids } = await prepare();
-          injectFault({ command: '*', when, nth } as FaultPlan);
-          // No API calls of ours while the fault is armed: it must hit the landing.
-          for (let waited = 0; !faultFired() && waited < 8000; waited += 50) await sleep(50);
-          expect(faultFired(), `fault ${when} at call ${nth} of ${commands.length} fired`).toBe(true);
-          await check(topic, ids, `fault ${when} at call ${nth} (${commands[nth - 1]}) of ${commands.length}`);
+          // A landing's calls vary with the machine's load (a lost race adds a read and a retry; the clean run
+          // above may have had one): one that ended before its nth call is checked like the others and the
+          // same nth is tried once more on a fresh request.
+          for (let attempt = 1; attempt <= 2; attempt++) {
+            const { topic, ids } = await prepare();
+            injectFault({ command: '*', when, nth } as FaultPlan);
+            // No API calls of ours while the fault is armed: it must hit the landing.
+            for (let waited = 0; !faultFired() && waited < 8000; waited += 50) await sleep(50);
+            const fired = faultFired();
+            clearFault();
+            await check(topic, ids, `fault ${when} at call ${nth} (${commands[nth - 1]}) of ${commands.length}, attempt ${attempt}`);
+            if (fired || attempt === 2) {
+              expect(fired, `fault ${when} at call ${nth} of ${commands.length} fired`).toBe(true);
+              break;
+            }
+          }
         }
       }, 240_000);
     }
